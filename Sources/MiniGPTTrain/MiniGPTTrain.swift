@@ -1,0 +1,2 @@
+/// Placeholder: the training module (issue 4) fills this target.
+public enum MiniGPTTrainModule {}

@@ -1,0 +1,2 @@
+/// Placeholder: observation frames and encoder (issue 5).
+public enum ObservationModule {}

@@ -1,0 +1,3 @@
+import CZeroMQ
+/// Placeholder: the ZeroMQ wrapper (issue 6).
+public enum WireModule {}

@@ -1,0 +1,7 @@
+import ArgumentParser
+
+/// Placeholder until its issue lands.
+struct BenchTrain: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "train", abstract: "Not yet implemented.")
+    func run() throws { throw ValidationError("not yet implemented") }
+}

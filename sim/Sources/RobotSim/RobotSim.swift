@@ -1,0 +1,2 @@
+/// Placeholder: the simulated world (issue 5).
+public enum RobotSimModule {}

@@ -1,0 +1,1 @@
+print("mgpt-sim: not yet")
