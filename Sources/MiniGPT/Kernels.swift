@@ -114,23 +114,66 @@ func rmsnorm(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ we
     for i in 0..<n { out[i] = x[i] * scale * weight[i] }
 }
 
-/// In-place softmax over `n` values; returns nothing, subtracts the max for stability.
+/// e^x for 16 lanes: range reduction x = n·ln2 + r (|r| ≤ ln2/2), a degree-6 Taylor polynomial for
+/// e^r (relative error < 2e-7, below float rounding), and 2^n built in the exponent bits (Cephes-style).
+@inline(__always)
+func exp16(_ v: SIMD16<Float>) -> SIMD16<Float> {
+    let x = v.clamped(lowerBound: SIMD16(repeating: -87.3), upperBound: SIMD16(repeating: 88.7))
+    let n = (x * 1.442_695_04).rounded(.toNearestOrEven)
+    let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6
+    var p = SIMD16<Float>(repeating: 1.0 / 720)
+    p = p * r + 1.0 / 120
+    p = p * r + 1.0 / 24
+    p = p * r + 1.0 / 6
+    p = p * r + 0.5
+    p = p * r + 1
+    p = p * r + 1
+    let bits = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
+    return p * unsafeBitCast(bits, to: SIMD16<Float>.self)
+}
+
+/// In-place softmax over `n` values; subtracts the max for stability.
 @inline(__always)
 func softmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
     var m = -Float.infinity
     for i in 0..<n where x[i] > m { m = x[i] }
+    let mv = SIMD16<Float>(repeating: m)
+    var acc = SIMD16<Float>(repeating: 0)
+    var i = 0
+    while i + 16 <= n {
+        let e = exp16(load16(x + i) - mv)
+        store16(x + i, e)
+        acc += e
+        i += 16
+    }
+    var s = acc.sum()
+    while i < n { let e = expf(x[i] - m); x[i] = e; s += e; i += 1 }
+    let inv = 1 / s
+    for j in 0..<n { x[j] *= inv }
+}
+
+/// Naive twin of `softmax`.
+func softmaxNaive(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
+    var m = -Float.infinity
+    for i in 0..<n where x[i] > m { m = x[i] }
     var s: Float = 0
     for i in 0..<n { let e = expf(x[i] - m); x[i] = e; s += e }
-    let inv = 1 / s
-    for i in 0..<n { x[i] *= inv }
+    for i in 0..<n { x[i] /= s }
 }
 
 /// SwiGLU's gate: `g ← silu(g) ⊙ u` over `n` (Shazeer 2020).
 @inline(__always)
 func swiglu(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, _ n: Int) {
-    for i in 0..<n {
+    var i = 0
+    while i + 16 <= n {
+        let v = load16(g + i)
+        store16(g + i, v / (1 + exp16(-v)) * load16(u + i))
+        i += 16
+    }
+    while i < n {
         let v = g[i]
         g[i] = v / (1 + expf(-v)) * u[i]
+        i += 1
     }
 }
 

@@ -23,7 +23,9 @@ public final class Session: @unchecked Sendable {
     private let u: FloatBuffer        // (F) up
     private let logitsBuffer: FloatBuffer  // (V)
     private let scores: FloatBuffer   // (H, capacity) attention probabilities of the layer last run
-    // KV cache, (layers, KVH, capacity, hd): one head's keys are contiguous over positions.
+    // KV cache. Keys are stored transposed, (layers, KVH, hd, capacity), so the scores of 16
+    // consecutive positions are 16 lanes of one FMA per head dimension (no horizontal sums);
+    // values are (layers, KVH, capacity, hd), read row by row in the weighted sum.
     private let keys: FloatBuffer
     private let values: FloatBuffer
     private let ropeCos: FloatBuffer, ropeSin: FloatBuffer  // (capacity, hd/2)
@@ -50,6 +52,8 @@ public final class Session: @unchecked Sendable {
     /// Forgets every cached position.
     public func reset() { position = 0 }
 
+    func setPosition(_ p: Int) { position = p }
+
     /// Bytes held by the KV cache.
     public var kvCacheBytes: Int { (keys.count + values.count) * 4 }
 
@@ -60,6 +64,40 @@ public final class Session: @unchecked Sendable {
     /// `0..<position`: the raw material of head-disagreement signals.
     public func attention(head: Int) -> UnsafeBufferPointer<Float> {
         UnsafeBufferPointer(scores.slice(head * capacity, position))
+    }
+
+    /// Removes `count` cached positions starting at `start` (StreamingLLM-style eviction: Xiao et al.
+    /// 2023, "Efficient Streaming Language Models with Attention Sinks"). Later positions slide down
+    /// and their keys are re-rotated by −count positions (RoPE rotations compose: R(p−n) = R(−n)·R(p)),
+    /// so positions stay inside the trained range forever while the sinks before `start` stay put.
+    /// Cost: one memmove of the cache tail and a rotation per moved key; no allocation.
+    public func evict(from start: Int, count: Int) {
+        precondition(start >= 0 && count >= 0 && start + count <= position, "evict range outside the cache")
+        guard count > 0 else { return }
+        let c = model.config
+        let hd = c.headDim, half = hd / 2
+        let moved = position - start - count
+        let cosp = ropeCos.pointer + count * half, sinp = ropeSin.pointer + count * half
+        for lk in 0..<(c.numHiddenLayers * c.numKeyValueHeads) {
+            let base = lk * capacity * hd
+            let vDst = values.pointer + base + start * hd
+            vDst.update(from: vDst + count * hd, count: moved * hd)  // overlapping: a memmove
+            let k = keys.pointer + base
+            for i in 0..<hd {
+                let row = k + i * capacity + start
+                row.update(from: row + count, count: moved)
+            }
+            for i in 0..<half {  // rotate by −count: cos(−a) = cos a, sin(−a) = −sin a
+                let ra = k + i * capacity + start, rb = k + (i + half) * capacity + start
+                let cs = cosp[i], sn = sinp[i]
+                for s in 0..<moved {
+                    let a = ra[s], b = rb[s]
+                    ra[s] = a * cs + b * sn
+                    rb[s] = b * cs - a * sn
+                }
+            }
+        }
+        position -= count
     }
 
     /// Runs `tokens` through the model; returns the logits after the last one.
@@ -93,17 +131,18 @@ public final class Session: @unchecked Sendable {
             counter.matmul(rows: qkvDim, cols: d)
             for head in 0..<(H + KVH) { rope(qkv + head * hd, cos: cosp, sin: sinp, headDim: hd) }
             let layerBase = l * KVH * capacity * hd
-            for kv in 0..<KVH {  // append this position's k and v to the cache
-                let slot = layerBase + (kv * capacity + pos) * hd
-                (keys.pointer + slot).update(from: qkv + qDim + kv * hd, count: hd)
-                (values.pointer + slot).update(from: qkv + qDim + kvDim + kv * hd, count: hd)
+            for kv in 0..<KVH {  // append this position's k (a column) and v (a row) to the cache
+                let head = layerBase + kv * capacity * hd
+                let k = qkv + qDim + kv * hd
+                for i in 0..<hd { keys.pointer[head + i * capacity + pos] = k[i] }
+                (values.pointer + head + pos * hd).update(from: qkv + qDim + kvDim + kv * hd, count: hd)
             }
             for head in 0..<H {
                 let q = qkv + head * hd
                 let kBase = keys.pointer + layerBase + (head / G) * capacity * hd
                 let vBase = values.pointer + layerBase + (head / G) * capacity * hd
                 let p = scores.pointer + head * capacity
-                for s in 0..<n { p[s] = dot(q, kBase + s * hd, hd) * scale }
+                scoresTransposed(p, q, kBase, n: n, hd: hd, stride: capacity, scale: scale)
                 softmax(p, n)
                 weightedSum(att + head * hd, p, vBase, n: n, hd: hd)
             }
@@ -140,5 +179,24 @@ func weightedSum(_ out: UnsafeMutablePointer<Float>, _ p: UnsafePointer<Float>, 
     } else {
         for i in 0..<hd { out[i] = 0 }
         for s in 0..<n { for i in 0..<hd { out[i] += p[s] * v[s * hd + i] } }
+    }
+}
+
+/// `scores (n) = scale · Kᵀ q` for keys stored transposed, `k (hd, stride)`: lanes run over positions.
+@inline(__always)
+func scoresTransposed(_ out: UnsafeMutablePointer<Float>, _ q: UnsafePointer<Float>, _ k: UnsafePointer<Float>,
+                      n: Int, hd: Int, stride: Int, scale: Float) {
+    var s = 0
+    while s + 16 <= n {
+        var acc = SIMD16<Float>(repeating: 0)
+        for i in 0..<hd { acc.addProduct(SIMD16(repeating: q[i]), load16(k + i * stride + s)) }
+        store16(out + s, acc * scale)
+        s += 16
+    }
+    while s < n {
+        var acc: Float = 0
+        for i in 0..<hd { acc += q[i] * k[i * stride + s] }
+        out[s] = acc * scale
+        s += 1
     }
 }

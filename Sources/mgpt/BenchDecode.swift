@@ -1,0 +1,135 @@
+import ArgumentParser
+import Foundation
+import MiniGPT
+
+/// `mgpt bench decode`: per-token decode latency at a fixed cache length, side by side with the
+/// numpy reference on the same model in the same run (ratios survive machine drift; absolute
+/// times do not).
+struct BenchDecode: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "decode",
+        abstract: "Measure single-token decode latency with N positions cached, against numpy.")
+
+    @Option(help: "Model folder (default: a random model of the phase-15 shape).") var model: String?
+    @Option(help: "Positions already in the KV cache when each measured step runs.") var positions = 256
+    @Option(help: "Measured decode steps.") var tokens = 2000
+    @Option(help: "Unmeasured warm-up steps.") var warmup = 200
+    @Option(help: "A second model folder to measure in the same run (ratio_vs_baseline = baseline / model).") var baseline: String?
+    @Option(help: "Path of the numpy reference script.") var reference = "Tests/reference/minigpt_ref.py"
+    @Option(help: "Decode steps the numpy reference times.") var numpyTokens = 200
+    @Flag(help: "Skip the numpy reference.") var noNumpy = false
+    @Flag(help: "Print the whole result as JSON.") var json = false
+
+    func validate() throws {
+        guard positions >= 0 else { throw ValidationError("--positions must be >= 0") }
+        guard tokens > 0, warmup >= 0, numpyTokens > 0 else { throw ValidationError("--tokens and --numpy-tokens must be > 0") }
+    }
+
+    /// Median/p99 of `tokens` steps, each run at exactly `positions` cached positions.
+    static func measure(_ weights: ModelWeights, positions: Int, tokens: Int, warmup: Int) -> (LatencyStats, OpCounter, Int, Double) {
+        let session = Session(model: Transformer(weights: weights), capacity: positions + 1)
+        var rng = RNG(seed: 99)
+        let V = UInt64(weights.config.vocabSize)
+        for _ in 0..<positions { session.step(Int(rng.next() % V)) }
+        var samples = [Double](repeating: 0, count: tokens)
+        var counter = OpCounter()
+        var cpuStart: UInt64 = 0
+        for i in 0..<(warmup + tokens) {
+            if i == warmup { cpuStart = threadCPUNanos() }
+            let tok = Int(rng.next() % V)
+            session.counter = OpCounter()
+            let t0 = monotonicNanos()
+            session.step(tok)
+            let dt = monotonicNanos() - t0
+            session.rewind(to: positions)
+            if i >= warmup { samples[i - warmup] = Double(dt) / 1000 }
+            counter = session.counter
+        }
+        let cpuPerToken = Double(threadCPUNanos() - cpuStart) / 1000 / Double(tokens)
+        return (LatencyStats(samples), counter, session.kvCacheBytes, cpuPerToken)
+    }
+
+    func run() throws {
+        let weights: ModelWeights
+        var modelName = "random phase-15 shape (seed 1)"
+        var modelDir = model
+        if let model {
+            weights = try loadWeights(model)
+            modelName = model
+        } else {
+            weights = ModelWeights(random: ModelConfig(), seed: 1)
+            let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("mgpt-bench-\(getpid())")
+            try ModelFolder.save(weights, to: tmp)
+            modelDir = tmp.path
+        }
+        defer { if model == nil, let modelDir { try? FileManager.default.removeItem(atPath: modelDir) } }
+        let c = weights.config
+        guard positions < 100_000 else { throw ValidationError("--positions too large") }
+
+        let (stats, ops, kvBytes, cpuUs) = Self.measure(weights, positions: positions, tokens: tokens, warmup: warmup)
+        let weightBytes = Transformer(weights: weights).weightBytes
+        // The floor: one core streaming the weights plus this step's K/V reads from wherever they live.
+        let kvRead = 2 * c.numHiddenLayers * c.kvDim * (positions + 1) * 4
+        let floor = streamingFloorMicros(bytes: weightBytes + kvRead)
+
+        var numpy: Double?
+        if !noNumpy, let modelDir {
+            numpy = try Self.runNumpy(script: reference, model: modelDir, positions: positions, tokens: numpyTokens)
+        }
+        var base: (LatencyStats, String)?
+        if let baseline {
+            let bw = try loadWeights(baseline)
+            base = (Self.measure(bw, positions: positions, tokens: tokens, warmup: warmup).0, baseline)
+        }
+
+        var fields: [(String, String)] = [
+            ("median_us", fmt(stats.p50, 2)), ("p99_us", fmt(stats.p99, 2)), ("max_us", fmt(stats.max, 2)),
+            ("cpu_us_per_token", fmt(cpuUs, 2)), ("positions", "\(positions)"), ("matmuls_per_token", "\(ops.matmuls)"), ("macs_per_token", "\(ops.macs)"),
+            ("weight_bytes", "\(weightBytes)"), ("kv_cache_bytes", "\(kvBytes)"),
+            ("floor_us", fmt(floor, 2)), ("bandwidth_frac", fmt(floor / stats.p50, 3)),
+        ]
+        if let numpy { fields += [("numpy_median_us", fmt(numpy, 1)), ("ratio_vs_numpy", fmt(numpy / stats.p50, 2))] }
+        if let base { fields += [("baseline_median_us", fmt(base.0.p50, 2)), ("ratio_vs_baseline", fmt(base.0.p50 / stats.p50, 2))] }
+
+        if json {
+            var obj: [String: String] = ["model": modelName]
+            for (k, v) in fields { obj[k] = v }
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print("decode benchmark: \(modelName)")
+            print("shape d=\(c.hiddenSize) layers=\(c.numHiddenLayers) heads=\(c.numAttentionHeads)/\(c.numKeyValueHeads) ffn=\(c.intermediateSize) vocab=\(c.vocabSize); \(positions) positions cached; \(tokens) steps after \(warmup) warm-up\n")
+            var rows = [["engine", "median µs", "p99 µs", "tokens/s"]]
+            rows.append(["MiniGPT Swift FP32", fmt(stats.p50, 2), fmt(stats.p99, 2), fmt(1e6 / stats.p50, 0)])
+            if let base { rows.append(["baseline \(base.1)", fmt(base.0.p50, 2), fmt(base.0.p99, 2), fmt(1e6 / base.0.p50, 0)]) }
+            if let numpy { rows.append(["numpy reference (KV cache)", fmt(numpy, 1), "-", fmt(1e6 / numpy, 0)]) }
+            print(table(rows))
+            print("\nper token: \(ops.matmuls) matmuls, \(ops.macs) MACs, \(weightBytes) weight bytes + \(kvRead) KV bytes read")
+            print("streaming floor (one core reading those bytes): \(fmt(floor, 2)) µs → \(fmt(100 * floor / stats.p50, 1)) % of the bandwidth limit reached\n")
+        }
+        print(fields.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
+    }
+
+    /// Runs the numpy reference's decode benchmark and returns its median µs per token.
+    static func runNumpy(script: String, model: String, positions: Int, tokens: Int) throws -> Double {
+        guard FileManager.default.fileExists(atPath: script) else {
+            throw failure("numpy reference not found at \(script) (run from the package root, pass --reference, or --no-numpy)", code: Exit.noInput)
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", script, "bench-decode", "--model", model, "--positions", "\(positions)", "--tokens", "\(tokens)"]
+        let out = Pipe()
+        p.standardOutput = out
+        do { try p.run() } catch { throw failure("cannot start python3: \(error)", code: Exit.unavailable) }
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard p.terminationStatus == 0,
+              let last = text.split(separator: "\n").last,
+              let field = last.split(separator: " ").first(where: { $0.hasPrefix("median_us=") }),
+              let v = Double(field.dropFirst("median_us=".count)) else {
+            throw failure("numpy reference failed (exit \(p.terminationStatus)); output:\n\(text)", code: Exit.unavailable)
+        }
+        return v
+    }
+}

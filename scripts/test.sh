@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The test command of the README: installs what is missing, checks the release build is
+# warning-free, then runs every test (swift test: Swift Testing + the Python cross-checks it spawns).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+echo "== swift build -c release (must be warning-free)"
+log=$(mktemp)
+swift build -c release 2>&1 | tee "$log" | grep -E "warning:|error:" || true
+if grep -q "error:" "$log"; then echo "release build failed"; exit 1; fi
+if grep -v "^warning: prohibited flag" "$log" | grep -q "warning:"; then echo "release build has warnings"; exit 1; fi
+echo "== swift test"
+swift test "$@"
