@@ -28,6 +28,7 @@ let package = Package(
         .library(name: "Wire", targets: ["Wire"]),
         .executable(name: "mgpt", targets: ["mgpt"]),
         .executable(name: "mgpt-sim", targets: ["mgpt-sim"]),
+        .executable(name: "mgptd", targets: ["mgptd"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -48,6 +49,13 @@ let package = Package(
         // default paths of every distribution we target.
         .systemLibrary(name: "CZeroMQ", providers: [.apt(["libzmq3-dev"]), .brew(["zeromq"])]),
         .target(name: "Wire", dependencies: ["CZeroMQ"]),
+        // MCAP recording format (https://mcap.dev/spec): unchunked writer, tolerant reader.
+        .target(name: "MCAP"),
+        // Intent grammar, uncertainty signals and the meta-controller that gates the model's proposals.
+        .target(name: "Cognition", dependencies: ["MiniGPT", "Observation"], swiftSettings: engineSwiftSettings),
+        // robot.json, the real-time decision loop, watchdog, recorder and replay.
+        .target(name: "Runtime", dependencies: ["MiniGPT", "Cognition", "Observation", "Wire", "MCAP"],
+                swiftSettings: engineSwiftSettings),
         // Executables: argument parsing and wiring only.
         .executableTarget(name: "mgpt", dependencies: [
             "MiniGPT", "MiniGPTTrain",
@@ -57,9 +65,15 @@ let package = Package(
             "RobotSim", "Observation", "Wire",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "sim/Sources/mgpt-sim"),
+        .executableTarget(name: "mgptd", dependencies: [
+            "Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "CognitionTests", dependencies: ["Cognition", "MiniGPT", "Observation"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Cognition", "MiniGPT", "Observation", "Wire", "MCAP"]),
         .testTarget(name: "MiniGPTTests", dependencies: ["MiniGPT"]),
         .testTarget(name: "MiniGPTTrainTests", dependencies: ["MiniGPTTrain", "MiniGPT"]),
         .testTarget(name: "RobotSimTests", dependencies: ["RobotSim", "Observation"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "MCAPTests", dependencies: ["MCAP"]),
     ]
 )

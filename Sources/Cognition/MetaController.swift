@@ -1,0 +1,126 @@
+import Foundation
+import Observation
+
+/// Why a decision is what it is. Raw values are stable: they go on the wire and into recordings.
+public enum GateReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+    /// The model's proposal passed every gate.
+    case ok = 0
+    /// The intent distribution is too flat (entropy above `maxEntropy`).
+    case highEntropy = 1
+    /// The attention heads disagree about what matters (above `maxHeadDisagreement`).
+    case headDisagreement = 2
+    /// The chosen intent's probability is below `minConfidence`.
+    case lowConfidence = 3
+    /// The unconstrained model barely expects an intent here (grammar mass below `minGrammarMass`).
+    case offGrammar = 4
+    /// No fresh observation within the watchdog's limit.
+    case staleSensor = 5
+    /// No observation received since start.
+    case noSensor = 6
+    /// The previous tick overran its budget and the policy says to hold the safe intent.
+    case overrun = 7
+    /// Gates pass again, but hysteresis holds the fallback for a few more clean ticks.
+    case holding = 8
+
+    /// The snake_case name used on the wire.
+    public var name: StaticString {
+        switch self {
+        case .ok: return "ok"
+        case .highEntropy: return "high_entropy"
+        case .headDisagreement: return "head_disagreement"
+        case .lowConfidence: return "low_confidence"
+        case .offGrammar: return "off_grammar"
+        case .staleSensor: return "stale_sensor"
+        case .noSensor: return "no_sensor"
+        case .overrun: return "overrun"
+        case .holding: return "holding"
+        }
+    }
+
+    public var description: String { name.description }
+}
+
+/// The meta-controller's thresholds: from `robot.json` (`controller.*`), reloadable with SIGHUP.
+public struct ControllerThresholds: Sendable, Equatable {
+    /// Gate when the intent entropy (nats) exceeds this. ln(13) ≈ 2.56 is a uniform guess.
+    public var maxEntropy: Float = 1.0
+    /// Gate when mean pairwise head JS divergence (0…1) exceeds this.
+    public var maxHeadDisagreement: Float = 0.6
+    /// Gate when the chosen intent's probability is below this.
+    public var minConfidence: Float = 0.35
+    /// Gate when the unconstrained model's mass on intent tokens is below this.
+    public var minGrammarMass: Float = 0.05
+    /// Clean ticks required before leaving the fallback (0 = leave at once).
+    public var hysteresisTicks: Int = 2
+    /// The safe intent published whenever a gate trips.
+    public var fallback: Intent = .stop
+
+    /// Defaults.
+    public init() {}
+}
+
+/// The controller's verdict for one tick.
+public struct Decision: Sendable, Equatable {
+    /// Intent to execute (the proposal, or the fallback when gated).
+    public var intent: Intent
+    /// Confidence in `intent` in [0, 1]: the proposal's probability when it passed, 0 when the
+    /// fallback was published because the controller is unsure.
+    public var confidence: Float
+    /// True when the fallback replaced the proposal.
+    public var gated: Bool
+    /// Why.
+    public var reason: GateReason
+
+    /// A decision with every field given.
+    public init(intent: Intent, confidence: Float, gated: Bool, reason: GateReason) {
+        self.intent = intent
+        self.confidence = confidence
+        self.gated = gated
+        self.reason = reason
+    }
+}
+
+/// Gates the model's intent on its uncertainty signals and the health of the inputs, falling
+/// back to a safe intent when unsure. Deterministic and allocation-free.
+public struct MetaController: Sendable {
+    /// Current thresholds.
+    public var thresholds: ControllerThresholds
+    /// Consecutive ticks whose proposal passed every gate.
+    public private(set) var cleanStreak: Int
+    /// True while the fallback is being held.
+    public private(set) var holding = true
+
+    /// A controller that starts in the fallback (nothing has been seen yet).
+    public init(thresholds: ControllerThresholds = .init()) {
+        self.thresholds = thresholds
+        cleanStreak = 0
+    }
+
+    /// The decision when there is no usable observation (watchdog): fallback, confidence 0.
+    public mutating func decideWithoutInput(_ reason: GateReason) -> Decision {
+        cleanStreak = 0
+        holding = true
+        return Decision(intent: thresholds.fallback, confidence: 0, gated: true, reason: reason)
+    }
+
+    /// Decides on the model's proposal given its head disagreement.
+    public mutating func decide(_ p: IntentProposal, headDisagreement: Float) -> Decision {
+        let t = thresholds
+        var reason = GateReason.ok
+        if p.grammarMass < t.minGrammarMass { reason = .offGrammar }
+        else if p.entropy > t.maxEntropy { reason = .highEntropy }
+        else if headDisagreement > t.maxHeadDisagreement { reason = .headDisagreement }
+        else if p.probability < t.minConfidence { reason = .lowConfidence }
+        guard reason == .ok, let intent = Intent(index: p.index) else {
+            cleanStreak = 0
+            holding = true
+            return Decision(intent: t.fallback, confidence: 0, gated: true, reason: reason == .ok ? .offGrammar : reason)
+        }
+        cleanStreak += 1
+        if holding && cleanStreak <= t.hysteresisTicks {
+            return Decision(intent: t.fallback, confidence: 0, gated: true, reason: .holding)
+        }
+        holding = false
+        return Decision(intent: intent, confidence: p.probability, gated: false, reason: .ok)
+    }
+}

@@ -1,0 +1,2 @@
+/// The real-time runtime (robot.json, decision loop, recorder, replay).
+public enum RuntimeModule {}
