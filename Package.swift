@@ -19,7 +19,7 @@ let kernelCSettings: [CSetting] = [
 
 let package = Package(
     name: "MiniGPT",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "MiniGPT", targets: ["MiniGPT"]),
         .library(name: "MiniGPTTrain", targets: ["MiniGPTTrain"]),
@@ -54,7 +54,9 @@ let package = Package(
         // Intent grammar, uncertainty signals and the meta-controller that gates the model's proposals.
         .target(name: "Cognition", dependencies: ["MiniGPT", "Observation"], swiftSettings: engineSwiftSettings),
         // robot.json, the real-time decision loop, watchdog, recorder and replay.
-        .target(name: "Runtime", dependencies: ["MiniGPT", "Cognition", "Observation", "Wire", "MCAP"],
+        // Counts heap allocations in-process (malloc interposition, glibc only) for the no-allocation tests.
+        .target(name: "CAllocCounter"),
+        .target(name: "Runtime", dependencies: ["MiniGPT", "Cognition", "Observation", "Wire", "MCAP", "CAllocCounter"],
                 swiftSettings: engineSwiftSettings),
         // Executables: argument parsing and wiring only.
         .executableTarget(name: "mgpt", dependencies: [
@@ -69,7 +71,7 @@ let package = Package(
             "Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "CognitionTests", dependencies: ["Cognition", "MiniGPT", "Observation"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Cognition", "MiniGPT", "Observation", "Wire", "MCAP"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Cognition", "MiniGPT", "Observation", "Wire", "MCAP", "CAllocCounter"]),
         .testTarget(name: "MiniGPTTests", dependencies: ["MiniGPT"]),
         .testTarget(name: "MiniGPTTrainTests", dependencies: ["MiniGPTTrain", "MiniGPT"]),
         .testTarget(name: "RobotSimTests", dependencies: ["RobotSim", "Observation"]),

@@ -130,8 +130,16 @@ public final class SafeTensorsFile: @unchecked Sendable {
             guard let off = (e["data_offsets"] as? [NSNumber])?.map(\.intValue), off.count == 2, off[0] >= 0, off[0] <= off[1] else {
                 throw fail("tensor \"\(name)\": data_offsets must be [begin, end] with 0 <= begin <= end")
             }
-            let count = shape.reduce(1, *)
-            guard off[1] - off[0] == count * dtype.size else {
+            // Element and byte counts with overflow checks: a corrupted shape must not trap.
+            var count = 1
+            for dim in shape {
+                let (m, overflow) = count.multipliedReportingOverflow(by: dim)
+                guard !overflow else { throw fail("tensor \"\(name)\": shape \(shape) has more elements than can be addressed") }
+                count = m
+            }
+            let (bytes, overflow) = count.multipliedReportingOverflow(by: dtype.size)
+            guard !overflow else { throw fail("tensor \"\(name)\": shape \(shape) of \(ds) has more bytes than can be addressed") }
+            guard off[1] - off[0] == bytes else {
                 throw fail("tensor \"\(name)\": shape \(shape) of \(ds) needs \(count * dtype.size) bytes, data_offsets give \(off[1] - off[0])")
             }
             guard off[1] <= dataSize else {
