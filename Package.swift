@@ -56,7 +56,8 @@ let package = Package(
         // robot.json, the real-time decision loop, watchdog, recorder and replay.
         // Counts heap allocations in-process (malloc interposition, glibc only) for the no-allocation tests.
         .target(name: "CAllocCounter"),
-        .target(name: "Runtime", dependencies: ["MiniGPT", "Cognition", "Observation", "Wire", "MCAP", "CAllocCounter"],
+        .target(name: "CRealTime"),
+        .target(name: "Runtime", dependencies: ["MiniGPT", "Cognition", "Observation", "Wire", "MCAP", "CRealTime", "CAllocCounter"],
                 swiftSettings: engineSwiftSettings),
         // Executables: argument parsing and wiring only.
         .executableTarget(name: "mgpt", dependencies: [
@@ -74,8 +75,8 @@ let package = Package(
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Cognition", "MiniGPT", "Observation", "Wire", "MCAP", "CAllocCounter"]),
         .testTarget(name: "MiniGPTTests", dependencies: ["MiniGPT"]),
         .testTarget(name: "MiniGPTTrainTests", dependencies: ["MiniGPTTrain", "MiniGPT"]),
-        .testTarget(name: "RobotSimTests", dependencies: ["RobotSim", "Observation"]),
-        .testTarget(name: "WireTests", dependencies: ["Wire"]),
-        .testTarget(name: "MCAPTests", dependencies: ["MCAP"]),
+        .testTarget(name: "RobotSimTests", dependencies: ["RobotSim", "Observation"], exclude: ["py"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "CAllocCounter"]),
+        .testTarget(name: "MCAPTests", dependencies: ["MCAP", "CAllocCounter"]),
     ]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import CRealTime
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,12 +10,8 @@ public enum RealTime {
     /// Timer slack 1 ns: the default 50 µs slack makes every absolute-deadline wake 50–100 µs late
     /// (measured on these machines; prctl(2) PR_SET_TIMERSLACK).
     public static func setTimerSlack() -> String {
-        #if os(Linux)
-        if prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0) == 0 { return "timer slack: 1 ns" }
-        return "timer slack: kept the default (prctl: \(String(cString: strerror(errno))))"
-        #else
-        return "timer slack: not supported on this OS"
-        #endif
+        let rc = mgrt_set_timer_slack(1)
+        return rc == 0 ? "timer slack: 1 ns" : "timer slack: kept the default (prctl: \(String(cString: strerror(rc))))"
     }
 
     /// SCHED_FIFO at `priority` for this thread (sched(7)); needs CAP_SYS_NICE or root.
@@ -34,16 +31,9 @@ public enum RealTime {
     /// Pins this thread to `cpus` (sched_setaffinity(2)).
     public static func setAffinity(_ cpus: [Int]) -> String {
         guard !cpus.isEmpty else { return "cpu affinity: any CPU" }
-        #if os(Linux)
-        var set = cpu_set_t()
-        withUnsafeMutableBytes(of: &set) { raw in
-            for c in cpus where c < raw.count * 8 { raw[c / 8] |= UInt8(1 << (c % 8)) }
-        }
-        if sched_setaffinity(0, MemoryLayout<cpu_set_t>.size, &set) == 0 { return "cpu affinity: \(cpus)" }
-        return "cpu affinity: refused (\(String(cString: strerror(errno)))); hint: check the CPU numbers exist (nproc)"
-        #else
-        return "cpu affinity: not supported on this OS"
-        #endif
+        let rc = cpus.map(Int32.init).withUnsafeBufferPointer { mgrt_set_affinity($0.baseAddress, Int32($0.count)) }
+        if rc == 0 { return "cpu affinity: \(cpus)" }
+        return "cpu affinity: refused (\(String(cString: strerror(rc)))); hint: check the CPU numbers exist (nproc)"
     }
 
     /// Locks current and future pages in RAM (mlockall(2)) so no page fault lands in a tick.
