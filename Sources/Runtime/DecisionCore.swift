@@ -1,0 +1,235 @@
+import Foundation
+import MiniGPT
+import Cognition
+import Observation
+
+/// Counters the daemon publishes in `status` and `telemetry`.
+public struct LoopCounters: Sendable, Equatable {
+    /// Ticks run.
+    public var ticks: UInt64 = 0
+    /// Frames parsed and accepted.
+    public var framesAccepted: UInt64 = 0
+    /// Frames dropped because they did not parse or validate.
+    public var framesMalformed: UInt64 = 0
+    /// Frames dropped because they exceeded `io.max_message_bytes`.
+    public var framesOversized: UInt64 = 0
+    /// Frames superseded by a newer one before a tick used them.
+    public var framesSkipped: UInt64 = 0
+    /// Ticks that ran the model.
+    public var modelRuns: UInt64 = 0
+    /// Ticks whose published intent was the fallback.
+    public var gated: UInt64 = 0
+    /// Ticks decided by the watchdog (no fresh observation).
+    public var watchdog: UInt64 = 0
+    /// Ticks whose work exceeded the budget.
+    public var overruns: UInt64 = 0
+    /// Ticks that finished after the next tick's deadline.
+    public var deadlineMisses: UInt64 = 0
+    /// Context records evicted from the KV cache.
+    public var evictions: UInt64 = 0
+}
+
+/// What one tick decided and the signals behind it.
+public struct TickResult: Sendable {
+    /// Tick number since start (0-based).
+    public var seq: UInt64
+    /// The decision published.
+    public var decision: Decision
+    /// The model's proposal (zeroed when the model did not run).
+    public var proposal: IntentProposal
+    /// Attention-head disagreement at the intent step (0 when the model did not run).
+    public var headDisagreement: Float
+    /// True when this tick ran the model on a new observation.
+    public var ranModel: Bool
+    /// `seq` of the observation the decision is based on (−1: none yet).
+    public var observationSeq: Int64
+    /// Age of that observation at the tick, in ns (0 when none).
+    public var observationAgeNanos: UInt64
+    /// Observation tokens fed this tick.
+    public var tokensIn: Int
+    /// KV-cache positions in use after the tick.
+    public var contextPositions: Int
+}
+
+/// The decision tick as a pure function of its inputs (frames with their arrival times, and the
+/// tick time): the live loop, `mgpt replay` and `mgpt bench loop` all drive this one object, so a
+/// replay of a recording reproduces every decision bit for bit.
+///
+/// Everything is allocated in `init`; `observe` and `tick` allocate nothing.
+public final class DecisionCore {
+    /// The validated configuration.
+    public let config: RobotConfig
+    /// The model session (instruction sinks + rolling window of observation records).
+    public let session: Session
+    /// Intent block of the vocabulary.
+    public let intents: IntentVocabulary
+    /// The controller (thresholds replaceable between ticks).
+    public var controller: MetaController
+    /// Counters since start.
+    public private(set) var counters = LoopCounters()
+
+    private let parser = FrameParser()
+    private let encoder = ObservationEncoder()
+    private var latest = ObservationFrame.preallocated()
+    private var scratch = ObservationFrame.preallocated()
+    private var hasFrame = false
+    private var pendingFresh = false
+    private var lastFrameAt: UInt64 = 0
+    private let startedAt: UInt64
+    private let obsBase: Int
+    private let obsTokens: UnsafeMutableBufferPointer<Int>
+    private let sinkLength: Int
+    // Ring of context records (observation tokens + the intent that followed), oldest first.
+    private let recordLengths: UnsafeMutableBufferPointer<Int>
+    private var recordHead = 0, recordCount = 0
+    private var pendingIntentToken = -1
+    private var last: TickResult
+    private let staleNanos: UInt64
+
+    /// Prefills the instruction. Throws `ConfigError` if the context cannot hold the instruction
+    /// plus one observation record.
+    public init(config: RobotConfig, model: Transformer, tokenizer: Tokenizer, startedAt: UInt64) throws {
+        self.config = config
+        self.startedAt = startedAt
+        intents = IntentVocabulary(tokenizer: tokenizer)
+        controller = MetaController(thresholds: config.thresholds)
+        staleNanos = UInt64(config.staleAfterMillis * 1e6)
+        guard tokenizer.observationTokenCount >= ObservationEncoder.tokenCount else {
+            throw ConfigError(file: config.modelPath, path: "tokenizer.json", message:
+                "reserves \(tokenizer.observationTokenCount) observation tokens; the encoder needs \(ObservationEncoder.tokenCount)")
+        }
+        obsBase = tokenizer.observationTokenID(0)
+        session = Session(model: model)
+        let sinks = [tokenizer.bosID] + tokenizer.encode(config.instruction)
+        let need = sinks.count + ObservationEncoder.maxTokensPerFrame + 2
+        guard need <= session.capacity else {
+            throw ConfigError(file: "robot.json", path: "context.instruction", message:
+                "\(sinks.count) tokens leave no room for an observation in the model's \(session.capacity)-position context")
+        }
+        session.prefill(sinks)
+        sinkLength = sinks.count
+        obsTokens = .allocate(capacity: ObservationEncoder.maxTokensPerFrame)
+        obsTokens.initialize(repeating: 0)
+        recordLengths = .allocate(capacity: max(config.windowTicks, 1) + 1)
+        recordLengths.initialize(repeating: 0)
+        last = TickResult(seq: 0, decision: Decision(intent: config.thresholds.fallback, confidence: 0, gated: true, reason: .noSensor),
+                          proposal: IntentProposal(index: 0, probability: 0, entropy: 0, grammarMass: 0),
+                          headDisagreement: 0, ranModel: false, observationSeq: -1, observationAgeNanos: 0,
+                          tokensIn: 0, contextPositions: session.position)
+    }
+
+    deinit {
+        obsTokens.deallocate()
+        recordLengths.deallocate()
+    }
+
+    /// Outcome of offering a frame.
+    public enum FrameOutcome: Equatable {
+        case accepted
+        case oversized
+        case malformed(FrameParseError)
+    }
+
+    /// Offers one received `obs` payload. `truncated` says the transport cut it at
+    /// `io.max_message_bytes`. The newest accepted frame wins at the next tick.
+    @discardableResult
+    public func observe(_ payload: UnsafeRawBufferPointer, truncated: Bool, receivedAt: UInt64) -> FrameOutcome {
+        if truncated || payload.count > config.maxMessageBytes {
+            counters.framesOversized += 1
+            return .oversized
+        }
+        if let error = parser.parse(payload, into: &scratch) {
+            counters.framesMalformed += 1
+            return .malformed(error)
+        }
+        swap(&latest, &scratch)
+        counters.framesAccepted += 1
+        if pendingFresh { counters.framesSkipped += 1 }
+        pendingFresh = true
+        hasFrame = true
+        lastFrameAt = receivedAt
+        return .accepted
+    }
+
+    /// Replaces the controller's thresholds (SIGHUP), keeping its hysteresis state.
+    public func setThresholds(_ t: ControllerThresholds) { controller.thresholds = t }
+
+    /// Records an overrun of the previous tick (counted by the loop, which measures time).
+    public func noteOverrun(deadlineMissed: Bool) {
+        counters.overruns += 1
+        if deadlineMissed { counters.deadlineMisses += 1 }
+    }
+
+    /// Runs one tick at monotonic time `now` (ns) and returns its decision. With `overrunHold`
+    /// (policy `fallback` after an overrun) the model is skipped and the safe intent published;
+    /// a pending frame waits for the next tick.
+    public func tick(now: UInt64, overrunHold: Bool = false) -> TickResult {
+        var r = last
+        r.seq = counters.ticks
+        r.ranModel = false
+        r.tokensIn = 0
+        if overrunHold {
+            r.decision = controller.decideWithoutInput(.overrun)
+        } else if pendingFresh {
+            pendingFresh = false
+            r = think(r)
+        } else if !hasFrame {
+            r.decision = controller.decideWithoutInput(.noSensor)
+            counters.watchdog += 1
+        } else if age(now) > staleNanos {
+            r.decision = controller.decideWithoutInput(.staleSensor)
+            counters.watchdog += 1
+        }
+        // else: no new observation yet but the last one is still fresh: repeat the last decision.
+        r.observationAgeNanos = hasFrame ? age(now) : 0
+        if r.decision.gated { counters.gated += 1 }
+        counters.ticks += 1
+        r.contextPositions = session.position
+        last = r
+        return r
+    }
+
+    /// Age of the newest frame at `now` (0 if it arrived after `now`).
+    @inline(__always) private func age(_ now: UInt64) -> UInt64 { now > lastFrameAt ? now - lastFrameAt : 0 }
+
+    /// read → think → decide on the newest frame.
+    private func think(_ base: TickResult) -> TickResult {
+        var r = base
+        let n = encoder.encode(latest, into: obsTokens)
+        // 1. Complete the previous record with the intent that was actually published.
+        if pendingIntentToken >= 0 {
+            session.step(pendingIntentToken)
+            recordLengths[(recordHead + recordCount - 1) % recordLengths.count] += 1
+            pendingIntentToken = -1
+        }
+        // 2. Keep the window: evict the oldest records (StreamingLLM: the instruction sinks stay).
+        while recordCount > 0 && (recordCount >= config.windowTicks
+                || session.position + ObservationEncoder.maxTokensPerFrame + 1 > session.capacity) {
+            session.evict(from: sinkLength, count: recordLengths[recordHead])
+            recordHead = (recordHead + 1) % recordLengths.count
+            recordCount -= 1
+            counters.evictions += 1
+        }
+        // 3. Prefill this observation.
+        for i in 0..<n { session.step(obsBase + obsTokens[i]) }
+        recordLengths[(recordHead + recordCount) % recordLengths.count] = n
+        recordCount += 1
+        // 4. Decode one intent under the grammar and gate it.
+        let proposal = IntentDecoding.decode(session.logits, vocab: intents)
+        let disagreement = HeadSignals.disagreement(session)
+        r.decision = controller.decide(proposal, headDisagreement: disagreement)
+        r.proposal = proposal
+        r.headDisagreement = disagreement
+        r.ranModel = true
+        r.tokensIn = n
+        r.observationSeq = Int64(truncatingIfNeeded: latest.seq)
+        pendingIntentToken = intents.tokenID(r.decision.intent.index)
+        counters.modelRuns += 1
+        return r
+    }
+
+    /// The frame the last model run used.
+    public var latestFrame: ObservationFrame { latest }
+    /// Monotonic time the core was created.
+    public var startTime: UInt64 { startedAt }
+}

@@ -1,0 +1,109 @@
+import Foundation
+import MCAP
+import MiniGPT
+import Cognition
+
+/// Result of re-running a recording offline.
+public struct ReplayReport: Sendable {
+    /// Ticks found in the recording.
+    public var ticks: Int
+    /// Ticks whose recomputed decision equals the recorded one bit for bit.
+    public var identical: Int
+    /// First differing tick (nil when all are identical), with a description of the difference.
+    public var firstDiff: (tick: UInt64, what: String)?
+    /// Frames fed.
+    public var frames: Int
+    /// True when the file ended mid-record (a killed daemon); replayed up to the last complete record.
+    public var truncated: Bool
+}
+
+/// The sim-to-hardware harness: feeds a recording's frames, tick by tick, with their recorded
+/// arrival times, through a fresh `DecisionCore`, and compares every decision with the recorded one.
+public enum Replay {
+    /// The fields of a decision that must reproduce exactly (timings naturally differ).
+    struct Core: Equatable {
+        var intentIndex: Int, confidenceBits: UInt32, gated: Bool, reason: String
+        var proposalIndex: Int, probabilityBits: UInt32, entropyBits: UInt32, disagreementBits: UInt32
+        var massBits: UInt32, fresh: Bool, obsSeq: Int
+
+        init(json: [String: Any]) throws {
+            func num(_ k: String) throws -> Double {
+                guard let v = json[k] as? NSNumber else { throw ReplayError("recorded intent lacks \"\(k)\"") }
+                return v.doubleValue
+            }
+            func float(_ k: String) throws -> UInt32 {
+                // Written with shortest round-trip digits (≤ 9 significant), so decimal → Double → Float
+                // restores the exact bits.
+                guard let v = json[k] as? NSNumber else { throw ReplayError("recorded intent lacks \"\(k)\"") }
+                return Float(v.doubleValue).bitPattern
+            }
+            intentIndex = Int(try num("intent_index"))
+            confidenceBits = try float("confidence")
+            gated = (json["gated"] as? Bool) ?? false
+            reason = (json["reason"] as? String) ?? ""
+            proposalIndex = Int(try num("proposal_index"))
+            probabilityBits = try float("proposal_probability")
+            entropyBits = try float("entropy")
+            disagreementBits = try float("head_disagreement")
+            massBits = try float("grammar_mass")
+            fresh = (json["fresh"] as? Bool) ?? false
+            obsSeq = Int(try num("obs_seq"))
+        }
+
+        init(_ r: TickResult) {
+            intentIndex = r.decision.intent.index
+            confidenceBits = r.decision.confidence.bitPattern
+            gated = r.decision.gated
+            reason = r.decision.reason.name.description
+            proposalIndex = r.ranModel ? r.proposal.index : -1
+            probabilityBits = r.proposal.probability.bitPattern
+            entropyBits = r.proposal.entropy.bitPattern
+            disagreementBits = r.headDisagreement.bitPattern
+            massBits = r.proposal.grammarMass.bitPattern
+            fresh = r.ranModel
+            obsSeq = Int(r.observationSeq)
+        }
+    }
+
+    /// Replays `path` with `config` (its model folder and controller thresholds).
+    public static func run(path: String, config: RobotConfig) throws -> ReplayReport {
+        let reader: MCAPReader
+        do { reader = try MCAPReader(path: path) } catch { throw ReplayError("\(error)") }
+        let topicOf = Dictionary(uniqueKeysWithValues: reader.channels.map { ($0.key, $0.value.topic) })
+        let (model, tokenizer) = try Daemon.loadModel(config.modelPath)
+        let intents = reader.messages.filter { topicOf[$0.channelID] == RecordChannel.intent.topic }
+        guard let first = intents.first else { throw ReplayError("\(path): no /intent messages to replay") }
+        let core = try DecisionCore(config: config, model: model, tokenizer: tokenizer, startedAt: first.logTime)
+        var framesByTick: [UInt32: [MCAPMessage]] = [:]
+        for m in reader.messages where topicOf[m.channelID] == RecordChannel.obs.topic {
+            framesByTick[m.sequence, default: []].append(m)
+        }
+        var report = ReplayReport(ticks: 0, identical: 0, firstDiff: nil, frames: 0, truncated: reader.truncated)
+        for m in intents {
+            for f in framesByTick[m.sequence] ?? [] {
+                f.data.withUnsafeBytes { _ = core.observe($0, truncated: false, receivedAt: f.logTime) }
+                report.frames += 1
+            }
+            guard let json = (try? JSONSerialization.jsonObject(with: Data(m.data))) as? [String: Any] else {
+                throw ReplayError("\(path): /intent message of tick \(m.sequence) is not JSON")
+            }
+            let recorded = try Core(json: json)
+            let r = core.tick(now: m.logTime, overrunHold: recorded.reason == "overrun")
+            let replayed = Core(r)
+            report.ticks += 1
+            if replayed == recorded {
+                report.identical += 1
+            } else if report.firstDiff == nil {
+                report.firstDiff = (UInt64(m.sequence), "recorded \(recorded) vs replayed \(replayed)")
+            }
+        }
+        return report
+    }
+}
+
+/// A replay failure naming the file and what is wrong.
+public struct ReplayError: Error, CustomStringConvertible {
+    /// What is wrong.
+    public var description: String
+    init(_ d: String) { description = d }
+}

@@ -1,0 +1,103 @@
+import Foundation
+
+/// JSON Schemas (draft 2020-12) of the daemon's payloads, embedded so recordings carry them
+/// (MCAP schema records) and written out to docs/schemas/ by `mgptd --print-schema NAME`.
+public enum Schemas {
+    /// `intent` topic payload.
+    public static let intent = #"""
+    {
+      "$schema": "https://json-schema.org/draft/2020-12/schema",
+      "title": "minigpt.intent",
+      "description": "One decision of mgptd, published on the intent topic every tick (docs/protocol.md).",
+      "type": "object",
+      "required": ["v", "seq", "mono_ns", "wall_ns", "intent", "verb", "arg", "intent_index", "confidence",
+                   "gated", "reason", "proposal_index", "proposal_probability", "entropy", "head_disagreement",
+                   "grammar_mass", "fresh", "obs_seq", "obs_age_us", "tick_us", "deadline_missed", "model"],
+      "properties": {
+        "v": {"const": 1},
+        "seq": {"type": "integer", "minimum": 0, "description": "tick number since the daemon started"},
+        "mono_ns": {"type": "integer", "description": "CLOCK_MONOTONIC time the decision was taken (after draining the sensor socket), ns"},
+        "wall_ns": {"type": "integer", "description": "CLOCK_REALTIME when the message was written, ns since the epoch"},
+        "intent": {"type": "string", "description": "text form, e.g. FORWARD(0.5), TURN_LEFT(0.25), STOP"},
+        "verb": {"enum": ["STOP", "DONE", "BACKUP", "FORWARD", "TURN_LEFT", "TURN_RIGHT"]},
+        "arg": {"type": ["number", "null"], "description": "fraction of max speed / turn rate; null for verbs without one"},
+        "intent_index": {"type": "integer", "minimum": 0, "maximum": 12},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1, "description": "0 whenever gated"},
+        "gated": {"type": "boolean", "description": "true: the safe fallback replaced the model's proposal"},
+        "reason": {"enum": ["ok", "high_entropy", "head_disagreement", "low_confidence", "off_grammar",
+                            "stale_sensor", "no_sensor", "overrun", "holding"]},
+        "proposal_index": {"type": "integer", "minimum": -1, "maximum": 12, "description": "-1 when the model did not run this tick"},
+        "proposal_probability": {"type": "number"},
+        "entropy": {"type": "number", "description": "nats, over the intent block"},
+        "head_disagreement": {"type": "number", "minimum": 0, "maximum": 1},
+        "grammar_mass": {"type": "number", "minimum": 0, "maximum": 1},
+        "fresh": {"type": "boolean", "description": "true when this tick ran the model on a new observation"},
+        "obs_seq": {"type": "integer", "description": "seq of the observation used; -1 before the first"},
+        "obs_age_us": {"type": "integer"},
+        "tick_us": {"type": "integer", "description": "wake to decision, µs"},
+        "deadline_missed": {"type": "boolean"},
+        "model": {"type": "string"}
+      }
+    }
+    """#
+
+    /// `telemetry` topic payload.
+    public static let telemetry = #"""
+    {
+      "$schema": "https://json-schema.org/draft/2020-12/schema",
+      "title": "minigpt.telemetry",
+      "description": "Per-tick timings (µs) and counters of mgptd.",
+      "type": "object",
+      "required": ["v", "seq", "wake_late_us", "drain_us", "think_us", "publish_us", "tick_us", "tokens_in",
+                   "context_positions", "frames_accepted", "frames_malformed", "frames_oversized", "overruns", "deadline_misses"],
+      "properties": {
+        "v": {"const": 1}, "seq": {"type": "integer"}, "wake_late_us": {"type": "integer"},
+        "drain_us": {"type": "integer"}, "think_us": {"type": "integer"}, "publish_us": {"type": "integer"},
+        "tick_us": {"type": "integer"}, "tokens_in": {"type": "integer"}, "context_positions": {"type": "integer"},
+        "frames_accepted": {"type": "integer"}, "frames_malformed": {"type": "integer"},
+        "frames_oversized": {"type": "integer"}, "overruns": {"type": "integer"}, "deadline_misses": {"type": "integer"}
+      }
+    }
+    """#
+
+    /// `status` topic payload.
+    public static let status = #"""
+    {
+      "$schema": "https://json-schema.org/draft/2020-12/schema",
+      "title": "minigpt.status",
+      "description": "mgptd heartbeat (every log.status_interval_ms) and final message (state stopped).",
+      "type": "object",
+      "required": ["v", "mono_ns", "wall_ns", "state", "uptime_ms", "rate_hz", "ticks", "model_runs",
+                   "frames_accepted", "frames_malformed", "frames_oversized", "frames_skipped", "gated", "watchdog",
+                   "overruns", "deadline_misses", "evictions", "record_dropped", "publish_dropped", "max_tick_us", "model"],
+      "properties": {
+        "v": {"const": 1}, "mono_ns": {"type": "integer"}, "wall_ns": {"type": "integer"},
+        "state": {"enum": ["starting", "running", "stopped"]}, "uptime_ms": {"type": "integer"},
+        "rate_hz": {"type": "number"}, "ticks": {"type": "integer"}, "model_runs": {"type": "integer"},
+        "frames_accepted": {"type": "integer"}, "frames_malformed": {"type": "integer"},
+        "frames_oversized": {"type": "integer"}, "frames_skipped": {"type": "integer"},
+        "gated": {"type": "integer"}, "watchdog": {"type": "integer"}, "overruns": {"type": "integer"},
+        "deadline_misses": {"type": "integer"}, "evictions": {"type": "integer"},
+        "record_dropped": {"type": "integer"}, "publish_dropped": {"type": "integer"},
+        "max_tick_us": {"type": "integer"}, "model": {"type": "string"}
+      }
+    }
+    """#
+
+    /// `obs` payload (the simulator's frame; docs/schemas/obs.schema.json is the reference copy).
+    public static let obs = #"""
+    {
+      "$schema": "https://json-schema.org/draft/2020-12/schema",
+      "title": "minigpt.obs",
+      "description": "Fused observation frame, version 1 (docs/sim.md).",
+      "type": "object",
+      "required": ["v", "seq", "t", "ranges", "range_max", "detections", "odom", "bump", "battery"]
+    }
+    """#
+
+    /// Schemas by recording channel.
+    public static let forRecording: [RecordChannel: String] = [.obs: obs, .intent: intent]
+
+    /// Schemas by name, for `mgptd --print-schema`.
+    public static let all: [String: String] = ["intent": intent, "telemetry": telemetry, "status": status, "obs": obs]
+}

@@ -1,0 +1,120 @@
+import ArgumentParser
+import CAllocCounter
+import Foundation
+import Histogram
+import MiniGPT
+import Observation
+import Runtime
+import Wire
+
+/// `mgpt bench loop`: the daemon's real tick path, offline, as fast as it will go — the latency
+/// budget check users run on their own robot. Frames travel over real (inproc) ZeroMQ sockets into
+/// the same `DecisionLoop.tickOnce` that `mgptd` runs; HdrHistogram gives the percentiles and the
+/// in-process malloc counter the allocations per tick.
+struct BenchLoop: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "loop",
+        abstract: "Run the daemon's tick path offline and check its latency budget.",
+        discussion: "Exits 3 when p99 exceeds --budget-us or any tick allocated. Last line: p50_us=… p99_us=… p999_us=… max_us=… overruns=… allocs_per_tick=…")
+
+    @Option(help: "The robot.json whose model and settings to use.") var config: String = "Configs/robot.json"
+    @Option(help: "Measured ticks.") var ticks = 5000
+    @Option(help: "Unmeasured warm-up ticks (fills the context window).") var warmup = 200
+    @Option(help: "Budget for p99 in µs (default: loop.budget_us from the config).") var budgetUs: Int?
+    @Option(help: "Seed of the synthetic observation frames.") var seed: UInt64 = 7
+    @Flag(help: "Print the whole result as JSON.") var json = false
+
+    func validate() throws {
+        guard ticks > 0, warmup >= 0 else { throw ValidationError("--ticks must be > 0 and --warmup >= 0") }
+    }
+
+    func run() throws {
+        var cfg: RobotConfig
+        do { cfg = try RobotConfig.load(path: config) } catch { throw failure("\(error)", code: 78) }
+        cfg.recordEnabled = false
+        let id = "mgpt-bench-\(getpid())"
+        cfg.sensorEndpoint = "inproc://\(id)-obs"
+        cfg.publishEndpoint = "inproc://\(id)-out"
+        cfg.staleAfterMillis = 1e9  // offline: ticks run back to back, nothing goes stale
+        let budget = budgetUs ?? cfg.budgetMicros
+        let (model, tokenizer): (Transformer, Tokenizer)
+        do { (model, tokenizer) = try Daemon.loadModel(cfg.modelPath) } catch let e as DaemonError { throw failure(e.message, code: e.code) }
+        let core = try DecisionCore(config: cfg, model: model, tokenizer: tokenizer, startedAt: monotonicNanos())
+        let ctx = try ZMQContext()
+        let feeder = try ZMQSocket(context: ctx, type: .pub)
+        try feeder.bind(cfg.sensorEndpoint)
+        let sub = try ZMQSocket(context: ctx, type: .sub)
+        try sub.subscribe(cfg.topicObs)
+        try sub.connect(cfg.sensorEndpoint)
+        let pub = try ZMQSocket(context: ctx, type: .pub)
+        try pub.bind(cfg.publishEndpoint)
+        let loop = DecisionLoop(config: cfg, core: core, sub: sub, pub: pub, recorder: nil)
+
+        // Synthetic frames: a robot wandering with random scans and detections, pre-encoded.
+        var rng = RNG(seed: seed)
+        let frames: [[UInt8]] = try (0..<256).map { i in
+            let ranges = (0..<ObservationFrame.beamCount).map { _ in 0.2 + rng.nextUniform() * 4.8 }
+            let colours = ["red", "blue", "green", "yellow"], kinds = ["box", "ball", "door", "cone"]
+            let dets = (0..<Int(rng.next() % 3)).map { _ in
+                Detection(colour: colours[Int(rng.next() % 4)], kind: kinds[Int(rng.next() % 4)],
+                          bearing: rng.nextUniform() - 0.5, distance: 0.3 + rng.nextUniform() * 4)
+            }
+            let f = ObservationFrame(seq: UInt64(i), t: Double(i) * 0.02, ranges: ranges, rangeMax: 5, detections: dets,
+                                     odom: Odometry(x: rng.nextUniform(), y: rng.nextUniform(), theta: rng.nextUniform(), v: rng.nextUniform() * 0.5, w: 0),
+                                     bump: rng.next() % 50 == 0, battery: 0.5 + rng.nextUniform() / 2)
+            return Array(try f.jsonData())
+        }
+        let topic = Array(cfg.topicObs.utf8)
+        // Slow joiner: inproc connects at once, but make sure the first frame arrives.
+        for _ in 0..<100 where core.counters.framesAccepted == 0 {
+            _ = try feeder.send([topic, frames[0]])
+            loop.tickOnce(deadline: monotonicNanos(), woke: monotonicNanos())
+        }
+        guard core.counters.framesAccepted > 0 else { throw failure("frames did not arrive over \(cfg.sensorEndpoint)", code: 69) }
+
+        var histogram = Histogram<UInt64>(highestTrackableValue: 10_000_000_000, numberOfSignificantValueDigits: .three)
+        var overruns = 0
+        let supported = mgac_supported() != 0
+        var allocs: Int64 = 0
+        for i in 0..<(warmup + ticks) {
+            let frame = frames[i % frames.count]
+            topic.withUnsafeBytes { t in frame.withUnsafeBytes { p in _ = try? feeder.send(topic: t, payload: p, dontWait: true) } }
+            let measuring = i >= warmup
+            let before = mgac_mallocs()
+            if measuring { mgac_enable(1) }
+            let t0 = monotonicNanos()
+            loop.tickOnce(deadline: t0, woke: t0)
+            let dt = monotonicNanos() - t0
+            if measuring {
+                mgac_enable(0)
+                allocs += mgac_mallocs() - before
+                histogram.record(dt)
+                if dt > UInt64(budget) * 1000 { overruns += 1 }
+            }
+        }
+        let us = { (v: UInt64) in Double(v) / 1000 }
+        let p50 = us(histogram.valueAtPercentile(50)), p99 = us(histogram.valueAtPercentile(99))
+        let p999 = us(histogram.valueAtPercentile(99.9)), mx = us(histogram.max)
+        let perTick = supported ? Double(allocs) / Double(ticks) : -1
+        let c = core.counters
+        let fields: [(String, String)] = [
+            ("p50_us", fmt(p50, 1)), ("p99_us", fmt(p99, 1)), ("p999_us", fmt(p999, 1)), ("max_us", fmt(mx, 1)),
+            ("overruns", "\(overruns)"), ("allocs_per_tick", supported ? fmt(perTick, 3) : "unsupported"),
+            ("ticks", "\(ticks)"), ("budget_us", "\(budget)"), ("model_runs", "\(c.modelRuns)"),
+            ("frames_accepted", "\(c.framesAccepted)"), ("gated", "\(c.gated)"),
+        ]
+        if json {
+            let obj = Dictionary(uniqueKeysWithValues: fields)
+            print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
+        } else {
+            print("loop benchmark: \(config) (model \(cfg.modelPath)), \(ticks) ticks after \(warmup) warm-up, budget \(budget) µs")
+            print(table([["p50 µs", "p99 µs", "p99.9 µs", "max µs", "overruns", "allocs/tick"],
+                         [fmt(p50, 1), fmt(p99, 1), fmt(p999, 1), fmt(mx, 1), "\(overruns)", supported ? fmt(perTick, 3) : "n/a"]]))
+            print("")
+        }
+        print(fields.prefix(6).map { "\($0.0)=\($0.1)" }.joined(separator: " "))
+        if p99 > Double(budget) || (supported && allocs > 0) {
+            throw failure("budget broken: p99 \(fmt(p99, 1)) µs vs \(budget) µs, \(allocs) allocations in \(ticks) ticks", code: Exit.budgetMissed)
+        }
+    }
+}

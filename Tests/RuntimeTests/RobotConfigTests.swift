@@ -1,0 +1,53 @@
+import Foundation
+import Testing
+@testable import Runtime
+
+@Suite struct RobotConfigTests {
+    @Test func shippedDefaultIsValidAndResolvesPathsAgainstItsFolder() throws {
+        let path = packageRoot.appendingPathComponent("Configs/robot.json").path
+        let c = try RobotConfig.load(path: path)
+        #expect(c.modelPath == packageRoot.appendingPathComponent("Models/robot").path)
+        #expect(c.recordDir == packageRoot.appendingPathComponent("recordings").path)
+        #expect(c.rateHz == 50 && c.periodNanos == 20_000_000)
+        #expect(c.sensorEndpoint == "tcp://127.0.0.1:5555" && c.publishEndpoint == "tcp://127.0.0.1:5556")
+    }
+
+    func error(_ json: String) -> String {
+        do {
+            _ = try RobotConfig.parse(data: Data(json.utf8), file: "/etc/robot.json")
+            return "no error"
+        } catch { return "\(error)" }
+    }
+
+    let common = #""model":{"path":"m"},"context":{"instruction":"go"}"#
+    var base: String { common + #","loop":{"rate_hz":100}"# }
+
+    @Test func errorsNameTheKeyPathExpectedAndFound() {
+        let cases: [(String, [String])] = [
+            ("{\(common),\"loop\":{\"rate_hz\":\"fast\"}}", ["loop.rate_hz", "expected a number", "a string \"fast\""]),
+            ("{\(base),\"lopo\":{}}", ["lopo", "unknown key"]),
+            ("{\(base),\"io\":{\"sensor_endpoint\":\"127.0.0.1:5555\"}}", ["io.sensor_endpoint", "ZeroMQ endpoint"]),
+            (#"{"model":{"path":"m"},"loop":{"rate_hz":100,"budget_us":20000},"context":{"instruction":"go"}}"#, ["loop.budget_us", "at most the period"]),
+            (#"{"model":{"path":"m"},"loop":{"rate_hz":100}}"#, ["context.instruction", "missing required key"]),
+            ("{\(base),\"controller\":{\"fallback_intent\":\"FLY\"}}", ["controller.fallback_intent", "FLY"]),
+            ("{\(base),\"controller\":{\"max_head_disagreement\":1.5}}", ["controller.max_head_disagreement", "0.0...1.0", "1.5"]),
+            ("{\(common),\"loop\":{\"rate_hz\":100,\"realtime\":{\"priority\":2.5}}}", ["loop.realtime.priority", "integer"]),
+            ("{\(base),\"io\":{\"topics\":{\"intnet\":\"x\"}}}", ["io.topics.intnet", "unknown key"]),
+            ("[1,2]", ["top level", "an array"]),
+            ("{\"model\":", ["not valid JSON"]),
+        ]
+        for (json, needles) in cases {
+            let e = error(json)
+            #expect(e.hasPrefix("/etc/robot.json"), "\(e)")
+            for n in needles { #expect(e.contains(n), "\(e) should mention \(n)") }
+        }
+    }
+
+    @Test func defaultsFillEverythingOptional() throws {
+        let c = try RobotConfig.parse(data: Data("{\(base)}".utf8), file: "/x/robot.json")
+        #expect(c.budgetMicros == 10_000)
+        #expect(c.staleAfterMillis == 20)  // two periods
+        #expect(c.topicIntent == "intent" && c.windowTicks == 8 && c.thresholds.fallback == .stop)
+        #expect(c.modelPath == "/x/m")
+    }
+}
