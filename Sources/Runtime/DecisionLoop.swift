@@ -1,3 +1,4 @@
+import CAllocCounter
 import Foundation
 import Cognition
 import MiniGPT
@@ -49,6 +50,9 @@ public final class DecisionLoop: @unchecked Sendable {
     private var state: StaticString = "starting"
     /// Messages libzmq refused to queue (send HWM reached).
     public private(set) var publishDropped: UInt64 = 0
+    /// Heap allocations libzmq made inside our `zmq_send` calls (it copies every message longer than
+    /// 33 bytes into a malloc'd buffer; counted only while the allocation counter is enabled).
+    public private(set) var transportAllocations: Int64 = 0
     /// Publish errors (other than a full queue).
     public private(set) var publishErrors: UInt64 = 0
     /// Lines describing the real-time setup, filled when the thread starts.
@@ -173,9 +177,11 @@ public final class DecisionLoop: @unchecked Sendable {
     private func send(_ topic: [UInt8]) {
         topic.withUnsafeBytes { t in
             out.withBytes { p in
+                let before = mgac_thread_mallocs()
                 do {
                     if !(try pub.send(topic: t, payload: p, dontWait: true)) { publishDropped += 1 }
                 } catch { publishErrors += 1 }
+                transportAllocations += mgac_thread_mallocs() - before
             }
         }
     }

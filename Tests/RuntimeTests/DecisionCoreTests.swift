@@ -98,13 +98,14 @@ import Wire
             frames[i % 8].withUnsafeBytes { _ = c.observe($0, truncated: false, receivedAt: UInt64(i)) }
             _ = c.tick(now: UInt64(i))
         }
+        // Thread-local count: other suites allocate in parallel on other threads.
         mgac_enable(1)
-        let before = mgac_mallocs()
+        let before = mgac_thread_mallocs()
         for i in 50..<250 {
             frames[i % 8].withUnsafeBytes { _ = c.observe($0, truncated: false, receivedAt: UInt64(i)) }
             _ = c.tick(now: UInt64(i))
         }
-        let n = mgac_mallocs() - before
+        let n = mgac_thread_mallocs() - before
         mgac_enable(0)
         #expect(n == 0, "\(n) allocations in 200 ticks")
     }
