@@ -32,6 +32,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
     ],
     targets: [
         // Engine: config, model folder I/O, tokenizer, kernels, forward pass, KV cache, sampling.
@@ -61,7 +62,8 @@ let package = Package(
                 swiftSettings: engineSwiftSettings),
         // Executables: argument parsing and wiring only.
         .executableTarget(name: "mgpt", dependencies: [
-            "MiniGPT", "MiniGPTTrain",
+            "MiniGPT", "MiniGPTTrain", "Runtime", "Observation", "Wire", "CAllocCounter",
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "mgpt-sim", dependencies: [
@@ -72,10 +74,10 @@ let package = Package(
             "Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "CognitionTests", dependencies: ["Cognition", "MiniGPT", "Observation"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Cognition", "MiniGPT", "Observation", "Wire", "MCAP", "CAllocCounter"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Cognition", "MiniGPT", "Observation", "Wire", "MCAP", "CAllocCounter"], exclude: ["py"]),
         .testTarget(name: "MiniGPTTests", dependencies: ["MiniGPT"]),
         .testTarget(name: "MiniGPTTrainTests", dependencies: ["MiniGPTTrain", "MiniGPT"]),
-        .testTarget(name: "RobotSimTests", dependencies: ["RobotSim", "Observation"], exclude: ["py"]),
+        .testTarget(name: "RobotSimTests", dependencies: ["RobotSim", "Observation", "CAllocCounter"], exclude: ["py"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "CAllocCounter"]),
         .testTarget(name: "MCAPTests", dependencies: ["MCAP", "CAllocCounter"]),
     ]

@@ -10,8 +10,7 @@ import Testing
 /// Fails the test (with the pip command) when `tokenizers` is missing.
 private func requireTokenizers() throws {
     if let missing = missingPythonModules(["tokenizers"], pip: ["tokenizers"]) {
-        Issue.record(Comment(rawValue: missing))
-        throw TestSupportError(description: missing)
+        throw TestSupportError(description: missing)   // a thrown error fails the test with this message
     }
 }
 
@@ -85,4 +84,21 @@ func hfTokenizersGivesOurIds(vocabSize: Int) throws {
     #expect(r.succeeded, "\(r.stdout)\(r.stderr)")
     #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "ok tokens=\(ids.count) vocab=\(vocabSize)",
             "\(r.stdout)\(r.stderr)")
+}
+
+@Test func fileResavedByHFLoadsAndEncodesTheSame() throws {
+    try requireTokenizers()
+    let dir = try TestTempDir("tok-hf")
+    let tok = TokenizerTestCorpus.tokenizer
+    try tok.save(to: dir.file("ours.json"))
+    try Data("unused".utf8).write(to: dir.file("corpus.txt"))
+    let r = try runPython([TestPaths.reference("hf_tokenizer_check.py").path, dir.file("ours.json").path,
+                           dir.file("corpus.txt").path, "--resave", dir.file("hf.json").path])
+    try #require(r.succeeded, "\(r.stdout)\(r.stderr)")
+    // HF writes its own layout (merges as [left, right] pairs, its key order); we must read it back.
+    let back = try Tokenizer(contentsOf: dir.file("hf.json"))
+    #expect(back.vocabSize == tok.vocabSize && back.mergeCount == tok.mergeCount)
+    #expect(back.observationTokenCount == tok.observationTokenCount && back.intentTokenCount == tok.intentTokenCount)
+    #expect(back.jsonText() == tok.jsonText())
+    #expect(back.encode(crossCheckText) == tok.encode(crossCheckText))
 }

@@ -263,3 +263,26 @@ private func loadError(_ text: String, sourceLocation: SourceLocation = #_source
         #expect(err.file == "/nonexistent/tokenizer.json" && err.description.contains("cannot read"))
     }
 }
+
+@Test func concurrentEncodesAgree() {
+    let tok = TokenizerTestCorpus.tokenizer
+    let texts = (0..<8).map { TokenizerTestCorpus.generated(bytes: 3000, seed: 100 + UInt64($0)) }
+    let expected = texts.map { tok.encode($0) }
+    tok.clearEncodeCache()
+    let results = Mutexed<[[Int]]>(Array(repeating: [], count: texts.count))
+    DispatchQueue.concurrentPerform(iterations: texts.count * 4) { k in
+        let i = k % texts.count
+        let ids = tok.encode(texts[i])
+        results.update { $0[i] = ids }
+    }
+    #expect(results.value == expected)
+}
+
+/// A value behind a lock, for collecting results from concurrent work in tests.
+private final class Mutexed<T>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var v: T
+    init(_ v: T) { self.v = v }
+    var value: T { lock.lock(); defer { lock.unlock() }; return v }
+    func update(_ f: (inout T) -> Void) { lock.lock(); f(&v); lock.unlock() }
+}

@@ -1,0 +1,34 @@
+import CZeroMQ
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A libzmq context: the I/O thread(s) every socket of a process shares.
+///
+/// A context is thread-safe (libzmq guarantees it), hence `Sendable`. Sockets keep their context
+/// alive, so `deinit` (which calls `zmq_ctx_term`) runs only after the last socket has closed;
+/// sockets default to LINGER 0, so termination never waits on a peer that went away.
+public final class ZMQContext: @unchecked Sendable {
+    /// The `void *` returned by `zmq_ctx_new`.
+    let handle: UnsafeMutableRawPointer
+
+    /// Creates a context with libzmq's defaults (one I/O thread).
+    public init() throws {
+        guard let h = zmq_ctx_new() else { throw ZMQError(operation: "zmq_ctx_new") }
+        handle = h
+    }
+
+    deinit {
+        // zmq_ctx_term may be interrupted by a signal (EINTR); it must be called again then.
+        while zmq_ctx_term(handle) != 0 && zmq_errno() == EINTR {}
+    }
+
+    /// libzmq's version as (major, minor, patch), e.g. (4, 3, 5).
+    public static var version: (major: Int32, minor: Int32, patch: Int32) {
+        var major: Int32 = 0, minor: Int32 = 0, patch: Int32 = 0
+        zmq_version(&major, &minor, &patch)
+        return (major, minor, patch)
+    }
+}
