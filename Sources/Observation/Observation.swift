@@ -1,2 +1,0 @@
-/// Placeholder: observation frames and encoder (issue 5).
-public enum ObservationModule {}

@@ -1,2 +1,0 @@
-/// Placeholder: the simulated world (issue 5).
-public enum RobotSimModule {}

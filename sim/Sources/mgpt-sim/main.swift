@@ -1,1 +1,0 @@
-print("mgpt-sim: not yet")
