@@ -35,8 +35,10 @@ python3 clients/python/subscriber.py --endpoint tcp://127.0.0.1:5556 --seconds "
 sub=$!
 pids+=($sub)
 sleep 0.5
+# The sim steps physics at 50 Hz and publishes every 5th frame: 10 decisions a second, the spacing
+# the model was trained on (docs/sim.md); mgptd ticks at 100 Hz and runs the model on each new frame.
 "$BIN/mgpt-sim" run --scenario "$SCENARIO" --endpoint tcp://127.0.0.1:5555 \
-  --intent-endpoint tcp://127.0.0.1:5556 --seconds "$SECONDS_TO_RUN" &
+  --intent-endpoint tcp://127.0.0.1:5556 --rate 50 --publish-every 5 --seconds "$SECONDS_TO_RUN" &
 pids+=($!)
 wait "$sub"
 wait
