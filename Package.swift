@@ -62,7 +62,7 @@ let package = Package(
                 swiftSettings: engineSwiftSettings),
         // Executables: argument parsing and wiring only.
         .executableTarget(name: "mgpt", dependencies: [
-            "MiniGPT", "MiniGPTTrain", "Runtime", "Observation", "Wire", "CAllocCounter",
+            "MiniGPT", "MiniGPTTrain", "Runtime", "Cognition", "Observation", "Wire", "CAllocCounter",
             .product(name: "Histogram", package: "hdrhistogram-swift"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

@@ -90,6 +90,10 @@ import Wire
         #expect(c.counters.evictions > 500)
     }
 
+    /// Holds for optimised builds, which is what runs on a robot: unoptimised (debug) Swift boxes
+    /// generic and closure contexts on the heap (≈ 17 mallocs per tick here), so under `swift test`
+    /// in debug this test only reports the count; `scripts/test.sh` runs the release check
+    /// (`mgpt bench loop`, which fails on any allocation of ours) on every CI run.
     @Test func aSteadyStateTickAllocatesNothing() throws {
         guard mgac_supported() != 0 else { Issue.record("malloc counter unsupported on this platform"); return }
         let c = try core()
@@ -107,7 +111,11 @@ import Wire
         }
         let n = mgac_thread_mallocs() - before
         mgac_enable(0)
+        #if DEBUG
+        print("debug build: \(n) allocations in 200 ticks (the release check is `mgpt bench loop`)")
+        #else
         #expect(n == 0, "\(n) allocations in 200 ticks")
+        #endif
     }
 }
 

@@ -1,0 +1,84 @@
+import ArgumentParser
+import Cognition
+import Foundation
+import MiniGPT
+import Observation
+
+/// `mgpt eval-intents`: how often the model's intent matches the expert's on recorded episodes,
+/// decoded exactly as the daemon decodes (sinks + rolling window of `--window` ticks, constrained
+/// to the intent grammar), with the expert's intent fed back after each tick (teacher forcing).
+struct EvalIntentsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval-intents",
+        abstract: "Score a robot model's intents against the expert's on a sim corpus (.jsonl).",
+        discussion: "Last line: intent_accuracy=… kind_accuracy=… gated_rate=… ticks=… episodes=…")
+
+    @Option(help: "Model folder (with tokenizer.json).") var model: String
+    @Option(help: "Sim corpus file (mgpt-sim corpus output, .jsonl).") var corpus: String
+    @Option(help: "Ticks kept in the rolling context (context.window_ticks of robot.json).") var window = 8
+    @Option(help: "Score at most this many episodes (0 = all).") var episodes = 0
+    @Flag(help: "Print the whole result as JSON.") var json = false
+
+    func run() throws {
+        let weights = try loadWeights(model)
+        let tok = try loadTokenizer(URL(fileURLWithPath: model).appendingPathComponent(ModelFolder.tokenizerFile).path)
+        guard let data = FileManager.default.contents(atPath: corpus) else {
+            throw failure("\(corpus): cannot read the corpus", code: Exit.noInput)
+        }
+        let session = Session(model: Transformer(weights: weights))
+        let vocab = IntentVocabulary(tokenizer: tok)
+        var controller = MetaController()
+        var ticks = 0, correct = 0, kindCorrect = 0, gated = 0, eps = 0
+        var confusion = [[Int]](repeating: [Int](repeating: 0, count: Intent.tokenCount), count: Intent.tokenCount)
+        var lineNo = 0
+        for line in data.split(separator: UInt8(ascii: "\n")) {
+            lineNo += 1
+            if episodes > 0 && eps >= episodes { break }
+            guard let obj = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any],
+                  let instruction = obj["instruction"] as? String, let steps = obj["ticks"] as? [[String: Any]] else {
+                throw failure("\(corpus): line \(lineNo): expected {\"instruction\": …, \"ticks\": [...]}", code: Exit.dataError)
+            }
+            eps += 1
+            session.reset()
+            controller = MetaController()
+            let sinks = [tok.bosID] + tok.encode(instruction)
+            session.prefill(sinks)
+            var lengths: [Int] = []
+            for (i, step) in steps.enumerated() {
+                guard let obs = step["obs"] as? [Int], let expert = step["intent"] as? Int,
+                      expert >= 0, expert < Intent.tokenCount, obs.allSatisfy({ $0 >= 0 && $0 < tok.observationTokenCount }) else {
+                    throw failure("\(corpus): line \(lineNo): ticks[\(i)] malformed", code: Exit.dataError)
+                }
+                while !lengths.isEmpty && (lengths.count >= window || session.position + obs.count + 1 > session.capacity) {
+                    session.evict(from: sinks.count, count: lengths.removeFirst())
+                }
+                for o in obs { session.step(tok.observationTokenID(o)) }
+                let p = IntentDecoding.decode(session.logits, vocab: vocab)
+                let d = controller.decide(p, headDisagreement: HeadSignals.disagreement(session))
+                ticks += 1
+                if p.index == expert { correct += 1 }
+                if Intent(index: p.index)?.kind == Intent(index: expert)?.kind { kindCorrect += 1 }
+                if d.gated { gated += 1 }
+                confusion[expert][p.index] += 1
+                session.step(vocab.tokenID(expert))  // teacher forcing: the expert's intent enters the context
+                lengths.append(obs.count + 1)
+            }
+        }
+        guard ticks > 0 else { throw failure("\(corpus): no ticks to score", code: Exit.dataError) }
+        let acc = Double(correct) / Double(ticks), kacc = Double(kindCorrect) / Double(ticks)
+        let gr = Double(gated) / Double(ticks)
+        if json {
+            let obj: [String: Any] = ["intent_accuracy": acc, "kind_accuracy": kacc, "gated_rate": gr, "ticks": ticks,
+                                      "episodes": eps, "confusion": confusion]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
+            return
+        }
+        print("intent match vs the expert: \(model) on \(corpus) (\(eps) episodes, window \(window) ticks)\n")
+        var rows = [["expert \\ model"] + Intent.all.map(\.text)]
+        for (i, row) in confusion.enumerated() where row.reduce(0, +) > 0 {
+            rows.append([Intent.all[i].text] + row.map(String.init))
+        }
+        print(table(rows))
+        print("\nintent_accuracy=\(fmt(acc, 4)) kind_accuracy=\(fmt(kacc, 4)) gated_rate=\(fmt(gr, 4)) ticks=\(ticks) episodes=\(eps)")
+    }
+}
