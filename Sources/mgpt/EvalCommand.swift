@@ -1,7 +1,42 @@
 import ArgumentParser
+import Foundation
+import MiniGPT
+import MiniGPTTrain
 
-/// Placeholder until its issue lands.
+/// `mgpt eval`: held-out log-prob, perplexity, bits per char/byte and entropy of a model folder.
 struct EvalCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "eval", abstract: "Not yet implemented.")
-    func run() throws { throw ValidationError("not yet implemented") }
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Score a model folder on a corpus: log-prob, perplexity, bits per char and byte, entropy.")
+
+    @Option(help: "The model folder (config.json, model.safetensors, tokenizer.json).")
+    var model: String
+    @Option(parsing: .upToNextOption, help: "Corpus files (text, or sim corpus *.jsonl).")
+    var corpus: [String]
+    @Option(name: .customLong("seq-len"), help: "Window length (default: the trained sequence length).")
+    var seqLen: Int?
+    @Flag(help: "Print one JSON object.")
+    var json = false
+
+    func validate() throws {
+        if corpus.isEmpty { throw ValidationError("--corpus needs at least one file.") }
+        if let seqLen, seqLen < 1 { throw ValidationError("--seq-len must be ≥ 1, found \(seqLen).") }
+    }
+
+    func run() throws {
+        let r = try Evaluator.evaluate(modelDir: URL(fileURLWithPath: model), corpus: corpus, seqLen: seqLen)
+        if json {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.sortedKeys]
+            print(String(decoding: try enc.encode(r), as: UTF8.self))
+            return
+        }
+        print("model \(model) on \(corpus.joined(separator: ", ")) (windows of \(r.seqLen) tokens)")
+        print(String(format: "  tokens          %d", r.tokens))
+        print(String(format: "  avg log-prob    %.4f nats/token", r.avgLogprob))
+        print(String(format: "  perplexity      %.3f", r.perplexity))
+        print(String(format: "  bits/char       %.4f", r.bitsPerChar))
+        print(String(format: "  bits/byte       %.4f", r.bitsPerByte))
+        print(String(format: "  avg entropy     %.4f nats", r.avgEntropy))
+    }
 }

@@ -1,2 +1,0 @@
-/// Placeholder: the training module (issue 4) fills this target.
-public enum MiniGPTTrainModule {}
