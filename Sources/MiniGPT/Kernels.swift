@@ -1,4 +1,5 @@
 import Foundation
+import CMiniGPTKernels
 
 // Kernels: tiny pure functions, outputs first, then inputs, then dimensions (STYLE.md, llama2.c).
 // The fast ones use SIMD16<Float> over unsafe pointers (the package builds the engine -Ounchecked
@@ -114,43 +115,12 @@ func rmsnorm(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ we
     for i in 0..<n { out[i] = x[i] * scale * weight[i] }
 }
 
-/// e^x for 16 lanes: range reduction x = n·ln2 + r (|r| ≤ ln2/2), a degree-6 Taylor polynomial for
-/// e^r (relative error < 2e-7, below float rounding), and 2^n built in the exponent bits (Cephes-style).
+/// In-place softmax over `n` values; subtracts the max for stability. C kernel (fp32.c): the
+/// AVX-512 e^x polynomial (range reduction x = n·ln2 + r, degree-6 Taylor for e^r, relative error
+/// < 2e-7, 2^n built in the exponent bits). Swift's generic SIMD clamp/convert calls did not inline
+/// and cost a third of a decode step (perf, 2026-11-25).
 @inline(__always)
-func exp16(_ v: SIMD16<Float>) -> SIMD16<Float> {
-    let x = v.clamped(lowerBound: SIMD16(repeating: -87.3), upperBound: SIMD16(repeating: 88.7))
-    let n = (x * 1.442_695_04).rounded(.toNearestOrEven)
-    let r = x - n * 0.693_145_75 - n * 1.428_606_8e-6
-    var p = SIMD16<Float>(repeating: 1.0 / 720)
-    p = p * r + 1.0 / 120
-    p = p * r + 1.0 / 24
-    p = p * r + 1.0 / 6
-    p = p * r + 0.5
-    p = p * r + 1
-    p = p * r + 1
-    let bits = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
-    return p * unsafeBitCast(bits, to: SIMD16<Float>.self)
-}
-
-/// In-place softmax over `n` values; subtracts the max for stability.
-@inline(__always)
-func softmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
-    var m = -Float.infinity
-    for i in 0..<n where x[i] > m { m = x[i] }
-    let mv = SIMD16<Float>(repeating: m)
-    var acc = SIMD16<Float>(repeating: 0)
-    var i = 0
-    while i + 16 <= n {
-        let e = exp16(load16(x + i) - mv)
-        store16(x + i, e)
-        acc += e
-        i += 16
-    }
-    var s = acc.sum()
-    while i < n { let e = expf(x[i] - m); x[i] = e; s += e; i += 1 }
-    let inv = 1 / s
-    for j in 0..<n { x[j] *= inv }
-}
+func softmax(_ x: UnsafeMutablePointer<Float>, _ n: Int) { mgk_softmax_f32(x, Int32(n)) }
 
 /// Naive twin of `softmax`.
 func softmaxNaive(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
@@ -161,20 +131,13 @@ func softmaxNaive(_ x: UnsafeMutablePointer<Float>, _ n: Int) {
     for i in 0..<n { x[i] /= s }
 }
 
-/// SwiGLU's gate: `g ← silu(g) ⊙ u` over `n` (Shazeer 2020).
+/// SwiGLU's gate: `g ← silu(g) ⊙ u` over `n` (Shazeer 2020). C kernel (fp32.c).
 @inline(__always)
-func swiglu(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, _ n: Int) {
-    var i = 0
-    while i + 16 <= n {
-        let v = load16(g + i)
-        store16(g + i, v / (1 + exp16(-v)) * load16(u + i))
-        i += 16
-    }
-    while i < n {
-        let v = g[i]
-        g[i] = v / (1 + expf(-v)) * u[i]
-        i += 1
-    }
+func swiglu(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, _ n: Int) { mgk_swiglu_f32(g, u, Int32(n)) }
+
+/// Naive twin of `swiglu`.
+func swigluNaive(_ g: UnsafeMutablePointer<Float>, _ u: UnsafePointer<Float>, _ n: Int) {
+    for i in 0..<n { g[i] = g[i] / (1 + expf(-g[i])) * u[i] }
 }
 
 /// Rotary position embedding, Hugging Face "rotate_half" layout: element i pairs with i + hd/2.
@@ -203,4 +166,87 @@ func ropeTables(positions: Int, headDim hd: Int, theta: Float) -> (cos: FloatBuf
         }
     }
     return (c, s)
+}
+
+// MARK: Packed weight matrices (C kernels in Sources/CMiniGPTKernels)
+
+/// A weight matrix `W (rows, cols)` packed once at load into the panel layout the C kernels read
+/// contiguously (CMiniGPTKernels/include/mgk_fp32.h, mgk_int8.h): FP32 panels, or INT8 panels with
+/// per-row scales and the +128 bias of the VNNI kernel. The memory belongs to the `Transformer`.
+struct PackedMatrix {
+    /// Output rows and input columns of W.
+    let rows: Int, cols: Int
+    /// FP32 panels, or nil when quantized.
+    let f32: UnsafeMutablePointer<Float>?
+    /// INT8 panels (rows → 16s, cols → 4s), or nil.
+    let i8: UnsafeMutablePointer<Int8>?
+    /// (rows) per-row weight scales when quantized.
+    let scales: UnsafeMutablePointer<Float>?
+    /// (rows padded to 16) 128·Σ_c q[r][c] when quantized.
+    let bias: UnsafeMutablePointer<Int32>?
+    /// Columns padded to a multiple of 4 (the INT8 activation width).
+    var cols4: Int { (cols + 3) / 4 * 4 }
+    /// Bytes of weights one product streams.
+    var weightBytes: Int { i8 != nil ? rows * cols + 4 * rows : 4 * rows * cols }
+
+    /// `out (rows) [+]= W · x (cols)`. An INT8 matrix quantizes `x` into `xu` (≥ cols4 bytes) first.
+    @inline(__always)
+    func apply(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, accumulate: Bool,
+               xu: UnsafeMutablePointer<UInt8>) {
+        if let i8 {
+            let s = mgk_quantize_activation(xu, x, Int32(cols), Int32(cols4))
+            mgk_matvec_i8(out, i8, scales, bias, xu, s, Int32(rows), Int32(cols4), accumulate ? 1 : 0, Int32(MGK_I8_AUTO))
+        } else {
+            mgk_matvec_f32(out, f32, x, Int32(rows), Int32(cols), accumulate ? 1 : 0)
+        }
+    }
+
+    /// `out (T, ldo) [+]= X (T, ldx) · Wᵀ`, every panel read once for all T tokens. An INT8 matrix
+    /// quantizes each token row into `xu` (T·cols4 bytes) with its scale in `xs` (T) first.
+    @inline(__always)
+    func apply(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ x: UnsafePointer<Float>, ldx: Int, tokens T: Int,
+               accumulate: Bool, xu: UnsafeMutablePointer<UInt8>, xs: UnsafeMutablePointer<Float>) {
+        if let i8 {
+            for t in 0..<T { xs[t] = mgk_quantize_activation(xu + t * cols4, x + t * ldx, Int32(cols), Int32(cols4)) }
+            mgk_matmul_i8(out, Int32(ldo), i8, scales, bias, xu, xs, Int32(T), Int32(rows), Int32(cols4), accumulate ? 1 : 0, Int32(MGK_I8_AUTO))
+        } else {
+            mgk_matmul_f32(out, Int32(ldo), f32, x, Int32(ldx), Int32(T), Int32(rows), Int32(cols), accumulate ? 1 : 0)
+        }
+    }
+}
+
+/// Owns the aligned allocations behind a model's `PackedMatrix` values.
+final class PackedArena: @unchecked Sendable {
+    private var blocks: [UnsafeMutableRawPointer] = []
+
+    deinit { for b in blocks { b.deallocate() } }
+
+    private func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+        p.initializeMemory(as: UInt8.self, repeating: 0, count: max(bytes, 64))
+        blocks.append(p)
+        return p
+    }
+
+    /// Packs row-major FP32 `w (rows, cols)` into panels.
+    func packF32(_ w: [Float], rows: Int, cols: Int) -> PackedMatrix {
+        precondition(w.count == rows * cols, "matrix of \(w.count) floats is not \(rows)×\(cols)")
+        let n = Int(mgk_panel_f32_count(Int32(rows), Int32(cols)))
+        let p = allocate(4 * n).bindMemory(to: Float.self, capacity: n)
+        w.withUnsafeBufferPointer { mgk_pack_panel_f32(p, $0.baseAddress!, Int32(rows), Int32(cols)) }
+        return PackedMatrix(rows: rows, cols: cols, f32: p, i8: nil, scales: nil, bias: nil)
+    }
+
+    /// Packs a quantized matrix into INT8 panels with its scales and VNNI bias.
+    func packI8(_ q: QuantizedMatrix) -> PackedMatrix {
+        let (rows, cols) = (q.rows, q.cols)
+        let n = Int(mgk_panel_i8_count(Int32(rows), Int32(cols)))
+        let rows16 = (rows + 15) / 16 * 16
+        let p = allocate(n).bindMemory(to: Int8.self, capacity: n)
+        let bias = allocate(4 * rows16).bindMemory(to: Int32.self, capacity: rows16)
+        let scales = allocate(4 * rows16).bindMemory(to: Float.self, capacity: rows16)
+        q.values.withUnsafeBufferPointer { mgk_pack_panel_i8(p, bias, $0.baseAddress!, Int32(rows), Int32(cols)) }
+        for r in 0..<rows { scales[r] = q.scales[r] }
+        return PackedMatrix(rows: rows, cols: cols, f32: nil, i8: p, scales: scales, bias: bias)
+    }
 }

@@ -36,6 +36,8 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var earlyExitLayers: [Int]
     /// Architecture tag written to the file; always "minigpt".
     public var modelType: String
+    /// Which weight groups are stored and run in INT8 (phases 5/6; Quantization.swift); nil = all FP32.
+    public var weightDType: WeightDTypes?
 
     /// The default phase-15 shape: d=128, 4 layers, 4 query heads, 2 KV heads, FFN 320, context 256.
     public init(vocabSize: Int = 512, hiddenSize: Int = 128, numHiddenLayers: Int = 4,
@@ -89,6 +91,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         case ffnRank = "ffn_rank"
         case earlyExitLayers = "early_exit_layers"
         case modelType = "model_type"
+        case weightDType = "weight_dtype"
     }
 
     /// Keys that Hugging Face tooling writes and that carry no meaning for MiniGPT; accepted and ignored.
@@ -125,6 +128,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         ffnRank = try c.decodeIfPresent(Int.self, forKey: .ffnRank) ?? 0
         earlyExitLayers = try c.decodeIfPresent([Int].self, forKey: .earlyExitLayers) ?? []
         modelType = try c.decodeIfPresent(String.self, forKey: .modelType) ?? "minigpt"
+        weightDType = try c.decodeIfPresent(WeightDTypes.self, forKey: .weightDType)
         try validate()
     }
 

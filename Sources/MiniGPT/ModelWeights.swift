@@ -56,6 +56,10 @@ public struct ModelWeights: Sendable, Equatable {
     public var finalNorm: [Float]
     /// (V, d) output head when not tied to `embed`.
     public var lmHead: [Float]?
+    /// INT8 forms of matrices, keyed by tensor name (the fused QKV under `TensorName.qkv(i)`), as
+    /// loaded from I8 tensors or made by `quantized(attention:ffn:)`; the FP32 fields hold their
+    /// dequantized values. Used only while they still match the FP32 master (Quantization.swift).
+    public var quantized: [String: QuantizedMatrix] = [:]
 
     /// Random weights: N(0, 0.02²) for matrices (GPT-2's init), residual output projections scaled
     /// by 1/√(2·layers) so the residual stream's variance does not grow with depth; norms at 1.
@@ -84,23 +88,31 @@ public struct ModelWeights: Sendable, Equatable {
         self.config = config
         let d = config.hiddenSize, f = config.intermediateSize, v = config.vocabSize
         embed = try file.floats(TensorName.embed, shape: [v, d])
+        var quantized: [String: QuantizedMatrix] = [:]
+        func matrix(_ name: String, _ rows: Int, _ cols: Int) throws -> [Float] {
+            let m = try file.matrix(name, rows: rows, cols: cols)
+            if let q = m.quantized { quantized[name] = q }
+            return m.floats
+        }
         layers = try (0..<config.numHiddenLayers).map { i in
             let qkv: [Float]
             if config.fusedQKV {
-                qkv = try file.floats(TensorName.qkv(i), shape: [config.qkvDim, d])
+                qkv = try matrix(TensorName.qkv(i), config.qkvDim, d)
             } else {
-                qkv = try file.floats(TensorName.q(i), shape: [config.qDim, d])
-                    + file.floats(TensorName.k(i), shape: [config.kvDim, d])
-                    + file.floats(TensorName.v(i), shape: [config.kvDim, d])
+                qkv = try matrix(TensorName.q(i), config.qDim, d) + matrix(TensorName.k(i), config.kvDim, d)
+                    + matrix(TensorName.v(i), config.kvDim, d)
+                let parts = [TensorName.q(i), TensorName.k(i), TensorName.v(i)].map { quantized.removeValue(forKey: $0) }
+                if parts.allSatisfy({ $0 != nil }) { quantized[TensorName.qkv(i)] = QuantizedMatrix.stacked(parts.map { $0! }) }
             }
             return LayerWeights(attnNorm: try file.floats(TensorName.attnNorm(i), shape: [d]),
                                 qkv: qkv,
-                                o: try file.floats(TensorName.o(i), shape: [d, config.qDim]),
+                                o: try matrix(TensorName.o(i), d, config.qDim),
                                 ffnNorm: try file.floats(TensorName.ffnNorm(i), shape: [d]),
-                                gate: try file.floats(TensorName.gate(i), shape: [f, d]),
-                                up: try file.floats(TensorName.up(i), shape: [f, d]),
-                                down: try file.floats(TensorName.down(i), shape: [d, f]))
+                                gate: try matrix(TensorName.gate(i), f, d),
+                                up: try matrix(TensorName.up(i), f, d),
+                                down: try matrix(TensorName.down(i), d, f))
         }
+        self.quantized = quantized
         finalNorm = try file.floats(TensorName.finalNorm, shape: [d])
         lmHead = config.tieWordEmbeddings ? nil : try file.floats(TensorName.lmHead, shape: [v, d])
     }
@@ -112,19 +124,26 @@ public struct ModelWeights: Sendable, Equatable {
         w.metadata = metadata.merging(["format": "pt", "producer": "minigpt"]) { a, _ in a }
         w.add(TensorName.embed, shape: [c.vocabSize, d], floats: embed)
         for (i, l) in layers.enumerated() {
+            func matrix(_ name: String, _ rows: Int, _ cols: Int, _ m: [Float]) {
+                w.addMatrix(name, rows: rows, cols: cols, floats: m, quantized: currentQuantized(name, master: m))
+            }
             w.add(TensorName.attnNorm(i), shape: [d], floats: l.attnNorm)
             if c.fusedQKV {
-                w.add(TensorName.qkv(i), shape: [c.qkvDim, d], floats: l.qkv)
+                matrix(TensorName.qkv(i), c.qkvDim, d, l.qkv)
             } else {
-                w.add(TensorName.q(i), shape: [c.qDim, d], floats: Array(l.qkv[0..<(c.qDim * d)]))
-                w.add(TensorName.k(i), shape: [c.kvDim, d], floats: Array(l.qkv[(c.qDim * d)..<((c.qDim + c.kvDim) * d)]))
-                w.add(TensorName.v(i), shape: [c.kvDim, d], floats: Array(l.qkv[((c.qDim + c.kvDim) * d)...]))
+                let q = currentQuantized(TensorName.qkv(i), master: l.qkv)
+                let bounds = [0, c.qDim, c.qDim + c.kvDim, c.qkvDim]
+                for (j, name) in [TensorName.q(i), TensorName.k(i), TensorName.v(i)].enumerated() {
+                    let rows = bounds[j]..<bounds[j + 1]
+                    w.addMatrix(name, rows: rows.count, cols: d, floats: Array(l.qkv[(rows.lowerBound * d)..<(rows.upperBound * d)]),
+                                quantized: q?.rows(rows))
+                }
             }
-            w.add(TensorName.o(i), shape: [d, c.qDim], floats: l.o)
+            matrix(TensorName.o(i), d, c.qDim, l.o)
             w.add(TensorName.ffnNorm(i), shape: [d], floats: l.ffnNorm)
-            w.add(TensorName.gate(i), shape: [f, d], floats: l.gate)
-            w.add(TensorName.up(i), shape: [f, d], floats: l.up)
-            w.add(TensorName.down(i), shape: [d, f], floats: l.down)
+            matrix(TensorName.gate(i), f, d, l.gate)
+            matrix(TensorName.up(i), f, d, l.up)
+            matrix(TensorName.down(i), d, f, l.down)
         }
         w.add(TensorName.finalNorm, shape: [d], floats: finalNorm)
         if let lmHead { w.add(TensorName.lmHead, shape: [c.vocabSize, d], floats: lmHead) }

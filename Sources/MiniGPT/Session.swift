@@ -1,4 +1,5 @@
 import Foundation
+import CMiniGPTKernels
 
 /// One decoding stream over a shared `Transformer`: the KV cache and every scratch buffer, allocated
 /// once at init. `step` (phase 3: incremental decoding with a KV cache) allocates nothing.
@@ -19,8 +20,7 @@ public final class Session: @unchecked Sendable {
     private let h: FloatBuffer        // (d) normed input
     private let qkv: FloatBuffer      // (q_dim + 2·kv_dim)
     private let att: FloatBuffer      // (q_dim) concatenated head outputs
-    private let g: FloatBuffer        // (F) gate, then silu(gate) ⊙ up
-    private let u: FloatBuffer        // (F) up
+    private let g: FloatBuffer        // (2F) gate then up; the gate half becomes silu(gate) ⊙ up
     private let logitsBuffer: FloatBuffer  // (V)
     private let scores: FloatBuffer   // (H, capacity) attention probabilities of the layer last run
     // KV cache. Keys are stored transposed, (layers, KVH, hd, capacity), so the scores of 16
@@ -29,6 +29,16 @@ public final class Session: @unchecked Sendable {
     private let keys: FloatBuffer
     private let values: FloatBuffer
     private let ropeCos: FloatBuffer, ropeSin: FloatBuffer  // (capacity, hd/2)
+    // Batched prefill scratch, `Session.prefillChunk` tokens wide: (P, d), (P, d), (P, qkv_dim),
+    // (P, q_dim), (P, 2F); INT8 activations (P, maxCols4) and their scales (P).
+    private let bx: FloatBuffer, bh: FloatBuffer, bqkv: FloatBuffer, batt: FloatBuffer, bg: FloatBuffer
+    private let bscores: FloatBuffer  // (P, G, capacity) probabilities of one GQA group's queries
+    private let xu: UnsafeMutablePointer<UInt8>
+    private let xs: FloatBuffer
+
+    /// Tokens one batched prefill pass carries (longer prompts run in chunks of this many): every
+    /// weight matrix is read once per chunk instead of once per token.
+    public static let prefillChunk = 16
 
     /// A session whose cache holds `capacity` positions (default: the model's context).
     public init(model: Transformer, capacity: Int? = nil) {
@@ -39,15 +49,26 @@ public final class Session: @unchecked Sendable {
         h = FloatBuffer(count: c.hiddenSize)
         qkv = FloatBuffer(count: c.qkvDim)
         att = FloatBuffer(count: c.qDim)
-        g = FloatBuffer(count: c.intermediateSize)
-        u = FloatBuffer(count: c.intermediateSize)
+        g = FloatBuffer(count: 2 * c.intermediateSize)
         logitsBuffer = FloatBuffer(count: c.vocabSize)
         scores = FloatBuffer(count: c.numAttentionHeads * self.capacity)
         let cacheSize = c.numHiddenLayers * c.numKeyValueHeads * self.capacity * c.headDim
         keys = FloatBuffer(count: cacheSize)
         values = FloatBuffer(count: cacheSize)
         (ropeCos, ropeSin) = ropeTables(positions: self.capacity, headDim: c.headDim, theta: c.ropeTheta)
+        let P = Self.prefillChunk
+        bx = FloatBuffer(count: P * c.hiddenSize)
+        bh = FloatBuffer(count: P * c.hiddenSize)
+        bqkv = FloatBuffer(count: P * c.qkvDim)
+        batt = FloatBuffer(count: P * c.qDim)
+        bg = FloatBuffer(count: P * 2 * c.intermediateSize)
+        bscores = FloatBuffer(count: P * c.groupSize * self.capacity)
+        xu = UnsafeMutablePointer<UInt8>.allocate(capacity: P * model.maxCols4)
+        xu.initialize(repeating: 128, count: P * model.maxCols4)
+        xs = FloatBuffer(count: P)
     }
+
+    deinit { xu.deallocate() }
 
     /// Forgets every cached position.
     public func reset() { position = 0 }
@@ -100,11 +121,131 @@ public final class Session: @unchecked Sendable {
         position -= count
     }
 
-    /// Runs `tokens` through the model; returns the logits after the last one.
+    /// Runs `tokens` through the model; returns the logits after the last one. Batched: each chunk
+    /// of up to `prefillChunk` tokens reads every weight matrix once (matrix–matrix products), then
+    /// attends causally per token against the cache. Equals `step` token by token (to rounding).
+    /// Allocates nothing. Precondition: `position + tokens.count <= capacity`.
     @discardableResult
     public func prefill(_ tokens: [Int]) -> UnsafeBufferPointer<Float> {
+        tokens.withUnsafeBufferPointer { prefill($0) }
+    }
+
+    /// `prefill` over ids in caller-owned memory (a real-time loop's preallocated token buffer).
+    @discardableResult
+    public func prefill(_ tokens: UnsafeBufferPointer<Int>) -> UnsafeBufferPointer<Float> {
+        precondition(position + tokens.count <= capacity, "KV cache full (\(capacity) positions): reset() or use a window")
+        if tokens.count == 1 { return step(tokens[0]) }
+        var start = 0
+        while start < tokens.count {
+            let n = min(Self.prefillChunk, tokens.count - start)
+            prefillChunk(tokens, start: start, count: n, logits: start + n == tokens.count)
+            start += n
+        }
+        return logits
+    }
+
+    /// Token-by-token prefill: the reference `prefill` is tested against and benchmarked beside.
+    @discardableResult
+    public func prefillSequential(_ tokens: [Int]) -> UnsafeBufferPointer<Float> {
         for t in tokens { step(t) }
         return logits
+    }
+
+    @inline(__always) private func count(_ m: PackedMatrix, tokens: Int, products: Int = 1) {
+        counter.matmuls += products
+        counter.macs += m.rows * m.cols * tokens
+        counter.weightBytes += m.weightBytes
+    }
+
+    /// Rotates q and k of one token at `pos` and appends its k (a column) and v (a row) to layer `l`'s cache.
+    @inline(__always) private func rotateAndAppend(_ qkv: UnsafeMutablePointer<Float>, layer l: Int, pos: Int) {
+        let c = model.config
+        let (hd, H, KVH, qDim, kvDim) = (c.headDim, c.numAttentionHeads, c.numKeyValueHeads, c.qDim, c.kvDim)
+        let half = hd / 2
+        let cosp = ropeCos.pointer + pos * half, sinp = ropeSin.pointer + pos * half
+        for head in 0..<(H + KVH) { rope(qkv + head * hd, cos: cosp, sin: sinp, headDim: hd) }
+        let layerBase = l * KVH * capacity * hd
+        for kv in 0..<KVH {
+            let head = layerBase + kv * capacity * hd
+            let k = qkv + qDim + kv * hd
+            for i in 0..<hd { keys.pointer[head + i * capacity + pos] = k[i] }
+            (values.pointer + head + pos * hd).update(from: qkv + qDim + kvDim + kv * hd, count: hd)
+        }
+    }
+
+    /// Causal attention of one token's queries over the first `n` cached positions of layer `l`:
+    /// `att (q_dim)`; the probabilities stay in `scores` (what `attention(head:)` reports).
+    @inline(__always) private func attend(_ att: UnsafeMutablePointer<Float>, _ qkv: UnsafePointer<Float>, layer l: Int, n: Int) {
+        let c = model.config
+        let (hd, H, KVH, G) = (c.headDim, c.numAttentionHeads, c.numKeyValueHeads, c.groupSize)
+        let layerBase = l * KVH * capacity * hd
+        let scale = 1 / Float(hd).squareRoot()
+        for kv in 0..<KVH {  // the G query heads sharing KV head `kv` read its K and V once
+            let kBase = keys.pointer + layerBase + kv * capacity * hd
+            let vBase = values.pointer + layerBase + kv * capacity * hd
+            let head = kv * G
+            mgk_attention_group_f32(att + head * hd, scores.pointer + head * capacity, Int32(capacity), qkv + head * hd,
+                                    kBase, vBase, Int32(G), Int32(n), Int32(hd), Int32(capacity), scale)
+        }
+        counter.macs += 2 * H * hd * n
+    }
+
+    /// Causal attention of `T` tokens at positions `start..<start+T` (rows of `qkv`, (T, qkv_dim))
+    /// over layer `l`'s cache, one GQA group at a time so each K block is read once for all of them;
+    /// `att` (T, q_dim). The last token's probabilities are copied to `scores` for `attention(head:)`.
+    @inline(__always) private func attendBlock(_ att: UnsafeMutablePointer<Float>, _ qkv: UnsafePointer<Float>, layer l: Int, tokens T: Int, start: Int) {
+        let c = model.config
+        let (hd, H, KVH, G) = (c.headDim, c.numAttentionHeads, c.numKeyValueHeads, c.groupSize)
+        let layerBase = l * KVH * capacity * hd
+        let scale = 1 / Float(hd).squareRoot()
+        let n = start + T
+        for kv in 0..<KVH {
+            let kBase = keys.pointer + layerBase + kv * capacity * hd
+            let vBase = values.pointer + layerBase + kv * capacity * hd
+            mgk_attention_block_f32(att + kv * G * hd, Int32(c.qDim), bscores.pointer, Int32(capacity), qkv + kv * G * hd, Int32(c.qkvDim),
+                                    kBase, vBase, Int32(T), Int32(G), Int32(start), Int32(hd), Int32(capacity), scale)
+            for g in 0..<G {
+                (scores.pointer + (kv * G + g) * capacity).update(from: bscores.pointer + ((T - 1) * G + g) * capacity, count: n)
+            }
+        }
+        for t in 0..<T { counter.macs += 2 * H * hd * (start + t + 1) }
+    }
+
+    /// One batched pass over `count` tokens starting at `tokens[start]`; logits for the last if asked.
+    private func prefillChunk(_ tokens: UnsafeBufferPointer<Int>, start: Int, count T: Int, logits wantLogits: Bool) {
+        let c = model.config
+        let (d, F, qkvDim, qDim) = (c.hiddenSize, c.intermediateSize, c.qkvDim, c.qDim)
+        let pos = position
+        let x = bx.pointer, h = bh.pointer, qkv = bqkv.pointer, att = batt.pointer, g = bg.pointer
+        let (xu, xs) = (xu, xs.pointer)
+        for t in 0..<T {
+            let token = tokens[start + t]
+            precondition(token >= 0 && token < c.vocabSize, "token \(token) outside the vocabulary 0..<\(c.vocabSize)")
+            (x + t * d).update(from: model.embed + token * d, count: d)
+        }
+        for (l, layer) in model.layers.enumerated() {
+            // Attention block: one QKV product for all T tokens, then per-token causal attention.
+            for t in 0..<T { rmsnorm(h + t * d, x + t * d, layer.attnNorm, d, eps: c.rmsNormEps) }
+            layer.qkv.apply(qkv, ldo: qkvDim, h, ldx: d, tokens: T, accumulate: false, xu: xu, xs: xs)
+            count(layer.qkv, tokens: T)
+            for t in 0..<T { rotateAndAppend(qkv + t * qkvDim, layer: l, pos: pos + t) }
+            attendBlock(att, qkv, layer: l, tokens: T, start: pos)
+            layer.o.apply(x, ldo: d, att, ldx: qDim, tokens: T, accumulate: true, xu: xu, xs: xs)
+            count(layer.o, tokens: T)
+            // Feed-forward block.
+            for t in 0..<T { rmsnorm(h + t * d, x + t * d, layer.ffnNorm, d, eps: c.rmsNormEps) }
+            layer.gateUp.apply(g, ldo: 2 * F, h, ldx: d, tokens: T, accumulate: false, xu: xu, xs: xs)
+            for t in 0..<T { swiglu(g + t * 2 * F, g + t * 2 * F + F, F) }
+            layer.down.apply(x, ldo: d, g, ldx: 2 * F, tokens: T, accumulate: true, xu: xu, xs: xs)
+            count(layer.gateUp, tokens: T, products: 2); count(layer.down, tokens: T)
+        }
+        position = pos + T
+        if wantLogits {
+            let h0 = self.h.pointer
+            rmsnorm(h0, x + (T - 1) * d, model.finalNorm, d, eps: c.rmsNormEps)
+            model.head.apply(logitsBuffer.pointer, h0, accumulate: false, xu: xu)
+            count(model.head, tokens: 1)
+        }
     }
 
     /// One decode step: appends `token` at `position`, returns the next-token logits (V), valid until
@@ -112,57 +253,46 @@ public final class Session: @unchecked Sendable {
     @discardableResult
     public func step(_ token: Int) -> UnsafeBufferPointer<Float> {
         let c = model.config
-        let (d, hd, H, KVH, F) = (c.hiddenSize, c.headDim, c.numAttentionHeads, c.numKeyValueHeads, c.intermediateSize)
-        let (qDim, kvDim, qkvDim, G) = (c.qDim, c.kvDim, c.qkvDim, c.groupSize)
+        let (d, F) = (c.hiddenSize, c.intermediateSize)
         let pos = position
         precondition(pos < capacity, "KV cache full (\(capacity) positions): reset() or use a window")
         precondition(token >= 0 && token < c.vocabSize, "token \(token) outside the vocabulary 0..<\(c.vocabSize)")
-        let x = x.pointer, h = h.pointer, qkv = qkv.pointer, att = att.pointer, g = g.pointer, u = u.pointer
-        let half = hd / 2
-        let cosp = ropeCos.pointer + pos * half, sinp = ropeSin.pointer + pos * half
-        let scale = 1 / Float(hd).squareRoot()
-        let n = pos + 1
+        let x = x.pointer, h = h.pointer, qkv = qkv.pointer, att = att.pointer, g = g.pointer, xu = xu
 
-        (model.embed + token * d).withMemoryRebound(to: Float.self, capacity: d) { x.update(from: $0, count: d) }
+        x.update(from: model.embed + token * d, count: d)
         for (l, layer) in model.layers.enumerated() {
             // Attention block.
             rmsnorm(h, x, layer.attnNorm, d, eps: c.rmsNormEps)
-            matvec(qkv, layer.qkv, h, rows: qkvDim, cols: d)
-            counter.matmul(rows: qkvDim, cols: d)
-            for head in 0..<(H + KVH) { rope(qkv + head * hd, cos: cosp, sin: sinp, headDim: hd) }
-            let layerBase = l * KVH * capacity * hd
-            for kv in 0..<KVH {  // append this position's k (a column) and v (a row) to the cache
-                let head = layerBase + kv * capacity * hd
-                let k = qkv + qDim + kv * hd
-                for i in 0..<hd { keys.pointer[head + i * capacity + pos] = k[i] }
-                (values.pointer + head + pos * hd).update(from: qkv + qDim + kvDim + kv * hd, count: hd)
-            }
-            for head in 0..<H {
-                let q = qkv + head * hd
-                let kBase = keys.pointer + layerBase + (head / G) * capacity * hd
-                let vBase = values.pointer + layerBase + (head / G) * capacity * hd
-                let p = scores.pointer + head * capacity
-                scoresTransposed(p, q, kBase, n: n, hd: hd, stride: capacity, scale: scale)
-                softmax(p, n)
-                weightedSum(att + head * hd, p, vBase, n: n, hd: hd)
-            }
-            counter.macs += 2 * H * hd * n
-            matvec(x, layer.o, att, rows: d, cols: qDim, accumulate: true)
-            counter.matmul(rows: d, cols: qDim)
-            // Feed-forward block.
+            layer.qkv.apply(qkv, h, accumulate: false, xu: xu)
+            count(layer.qkv, tokens: 1)
+            rotateAndAppend(qkv, layer: l, pos: pos)
+            attend(att, qkv, layer: l, n: pos + 1)
+            layer.o.apply(x, att, accumulate: true, xu: xu)
+            count(layer.o, tokens: 1)
+            // Feed-forward block: gate and up in one pass over h.
             rmsnorm(h, x, layer.ffnNorm, d, eps: c.rmsNormEps)
-            matvec(g, layer.gate, h, rows: F, cols: d)
-            matvec(u, layer.up, h, rows: F, cols: d)
-            swiglu(g, u, F)
-            matvec(x, layer.down, g, rows: d, cols: F, accumulate: true)
-            counter.matmul(rows: F, cols: d); counter.matmul(rows: F, cols: d); counter.matmul(rows: d, cols: F)
+            layer.gateUp.apply(g, h, accumulate: false, xu: xu)
+            swiglu(g, g + F, F)
+            layer.down.apply(x, g, accumulate: true, xu: xu)
+            count(layer.gateUp, tokens: 1, products: 2); count(layer.down, tokens: 1)
         }
         rmsnorm(h, x, model.finalNorm, d, eps: c.rmsNormEps)
-        matvec(logitsBuffer.pointer, model.head, h, rows: c.vocabSize, cols: d)
-        counter.matmul(rows: c.vocabSize, cols: d)
+        model.head.apply(logitsBuffer.pointer, h, accumulate: false, xu: xu)
+        count(model.head, tokens: 1)
         position = pos + 1
         return logits
     }
+}
+
+// The attention of one head in Swift: `attentionNaive` composes these; the C kernel
+// `mgk_attention_f32` (fp32.c, four FMA chains per pass instead of one) is tested against it.
+
+/// Naive twin of `mgk_attention_f32`: scores, softmax, weighted sum for one query head.
+func attentionNaive(_ out: UnsafeMutablePointer<Float>, _ p: UnsafeMutablePointer<Float>, _ q: UnsafePointer<Float>,
+                    _ k: UnsafePointer<Float>, _ v: UnsafePointer<Float>, n: Int, hd: Int, stride: Int, scale: Float) {
+    scoresTransposed(p, q, k, n: n, hd: hd, stride: stride, scale: scale)
+    softmaxNaive(p, n)
+    weightedSum(out, p, v, n: n, hd: hd)
 }
 
 /// `out (hd) = Σ_s p[s] · v[s] (hd)` over `n` cached positions.

@@ -38,42 +38,48 @@ public struct OpCounter: Sendable, Equatable {
     }
 }
 
-/// Pointers to one block's weights inside the packed buffer.
+/// One block's weights, packed for the kernels (`PackedMatrix`: FP32 panels or INT8 + scales).
 struct PackedLayer {
     let attnNorm: UnsafeMutablePointer<Float>   // (d)
-    let qkv: UnsafeMutablePointer<Float>        // (q_dim + 2·kv_dim, d)
-    let o: UnsafeMutablePointer<Float>          // (d, q_dim)
+    let qkv: PackedMatrix                       // (q_dim + 2·kv_dim, d)
+    let o: PackedMatrix                         // (d, q_dim)
     let ffnNorm: UnsafeMutablePointer<Float>    // (d)
-    let gate: UnsafeMutablePointer<Float>       // (F, d)
-    let up: UnsafeMutablePointer<Float>         // (F, d)
-    let down: UnsafeMutablePointer<Float>       // (d, F)
+    let gateUp: PackedMatrix                    // (2F, d): gate rows, then up rows (one pass over h)
+    let down: PackedMatrix                      // (d, F)
 }
 
-/// A loaded model: configuration plus FP32 weights packed into one aligned buffer in the layout the
-/// kernels read contiguously. Immutable after init, so any number of sessions may share it.
+/// A loaded model: configuration plus weights packed once, in the layout the kernels read
+/// contiguously (FP32 panels, or INT8 panels per `config.weightDType`). Immutable after init, so
+/// any number of sessions may share it.
 public final class Transformer: @unchecked Sendable {
     /// The model's shape.
     public let config: ModelConfig
-    /// All weights, one contiguous block.
+    /// Norm gains and the row-major embedding (looked up one row per token).
     let storage: FloatBuffer
-    let embed: UnsafeMutablePointer<Float>       // (V, d)
-    let head: UnsafeMutablePointer<Float>        // (V, d): `embed` when tied
+    /// The packed matrices' memory.
+    let arena = PackedArena()
+    let embed: UnsafeMutablePointer<Float>       // (V, d) row-major
+    let head: PackedMatrix                       // (V, d): a packed copy of `embed` when tied
     let finalNorm: UnsafeMutablePointer<Float>   // (d)
     let layers: [PackedLayer]
+    /// Widest matrix input, padded to 4 (the INT8 activation scratch a session needs per token).
+    let maxCols4: Int
 
-    /// Packs `weights` for inference.
+    /// Packs `weights` for inference. Groups marked `int8` in `config.weightDType` use the stored
+    /// INT8 matrices (`weights.quantized`) when they still match the FP32 master, else quantize it.
     public init(weights: ModelWeights) {
         let c = weights.config
         config = c
-        var arrays: [[Float]] = [weights.embed, weights.finalNorm]
-        if let h = weights.lmHead { arrays.append(h) }
-        for l in weights.layers { arrays += [l.attnNorm, l.qkv, l.o, l.ffnNorm, l.gate, l.up, l.down] }
-        // Each tensor starts on a 64-byte boundary (16 floats) so SIMD loads never split cache lines.
+        let (d, F, V) = (c.hiddenSize, c.intermediateSize, c.vocabSize)
+        let dtypes = c.weightDType ?? WeightDTypes()
+        var vectors: [[Float]] = [weights.embed, weights.finalNorm]
+        for l in weights.layers { vectors += [l.attnNorm, l.ffnNorm] }
+        // Each vector starts on a 64-byte boundary (16 floats) so SIMD loads never split cache lines.
         func padded(_ n: Int) -> Int { (n + 15) / 16 * 16 }
-        storage = FloatBuffer(count: arrays.reduce(0) { $0 + padded($1.count) })
+        storage = FloatBuffer(count: vectors.reduce(0) { $0 + padded($1.count) })
         var offset = 0
         var ptrs: [UnsafeMutablePointer<Float>] = []
-        for a in arrays {
+        for a in vectors {
             let p = storage.pointer + offset
             a.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: a.count) }
             ptrs.append(p)
@@ -81,20 +87,38 @@ public final class Transformer: @unchecked Sendable {
         }
         embed = ptrs[0]
         finalNorm = ptrs[1]
-        var next = 2
-        if weights.lmHead != nil { head = ptrs[2]; next = 3 } else { head = embed }
-        layers = (0..<c.numHiddenLayers).map { i in
-            let b = next + i * 7
-            return PackedLayer(attnNorm: ptrs[b], qkv: ptrs[b + 1], o: ptrs[b + 2], ffnNorm: ptrs[b + 3],
-                               gate: ptrs[b + 4], up: ptrs[b + 5], down: ptrs[b + 6])
+        let arena = arena
+        head = arena.packF32(weights.lmHead ?? weights.embed, rows: V, cols: d)
+        func pack(_ name: String, _ m: [Float], rows: Int, cols: Int, _ dtype: WeightDType) -> QuantizedMatrix? {
+            dtype == .int8 ? (weights.currentQuantized(name, master: m) ?? QuantizedMatrix(quantizing: m, rows: rows, cols: cols)) : nil
         }
+        layers = weights.layers.enumerated().map { i, l in
+            func matrix(_ name: String, _ m: [Float], rows: Int, cols: Int, _ dtype: WeightDType) -> PackedMatrix {
+                if let q = pack(name, m, rows: rows, cols: cols, dtype) { return arena.packI8(q) }
+                return arena.packF32(m, rows: rows, cols: cols)
+            }
+            let gateUp: PackedMatrix
+            if dtypes.ffn == .int8 {
+                gateUp = arena.packI8(.stacked([pack(TensorName.gate(i), l.gate, rows: F, cols: d, .int8)!,
+                                                pack(TensorName.up(i), l.up, rows: F, cols: d, .int8)!]))
+            } else {
+                gateUp = arena.packF32(l.gate + l.up, rows: 2 * F, cols: d)
+            }
+            return PackedLayer(attnNorm: ptrs[2 + 2 * i],
+                               qkv: matrix(TensorName.qkv(i), l.qkv, rows: c.qkvDim, cols: d, dtypes.attention),
+                               o: matrix(TensorName.o(i), l.o, rows: d, cols: c.qDim, dtypes.attention),
+                               ffnNorm: ptrs[3 + 2 * i], gateUp: gateUp,
+                               down: matrix(TensorName.down(i), l.down, rows: d, cols: F, dtypes.ffn))
+        }
+        maxCols4 = ([head] + layers.flatMap { [$0.qkv, $0.o, $0.gateUp, $0.down] }).map(\.cols4).max()!
     }
 
-    /// Bytes of weights the decode step reads (the tied head is counted once).
+    /// Bytes of weights the decode step reads: matrices as stored (INT8 + scales, or FP32), the
+    /// output head, the norms and one embedding row.
     public var weightBytes: Int {
-        let c = config
-        let perLayer = 2 * c.hiddenSize + c.qkvDim * c.hiddenSize + c.hiddenSize * c.qDim + 3 * c.hiddenSize * c.intermediateSize
-        return 4 * (c.numHiddenLayers * perLayer + c.vocabSize * c.hiddenSize * (c.tieWordEmbeddings ? 1 : 2) + c.hiddenSize)
+        let d = config.hiddenSize
+        let matrices = layers.reduce(head.weightBytes) { $0 + $1.qkv.weightBytes + $1.o.weightBytes + $1.gateUp.weightBytes + $1.down.weightBytes }
+        return matrices + 4 * d * (2 * config.numHiddenLayers + 2)
     }
 
     /// Phase 1: logits for every position of `tokens`, computing the whole sequence at once with no
@@ -106,30 +130,26 @@ public final class Transformer: @unchecked Sendable {
         precondition(T <= c.maxPositionEmbeddings, "sequence of \(T) exceeds the context \(c.maxPositionEmbeddings)")
         for t in tokens { precondition(t >= 0 && t < V, "token \(t) outside the vocabulary 0..<\(V)") }
         let rope = ropeTables(positions: max(T, 1), headDim: hd, theta: c.ropeTheta)
-        var x = [Float](repeating: 0, count: T * d)           // (T, d) residual stream
-        var h = [Float](repeating: 0, count: T * d)           // (T, d) normed input
-        var qkv = [Float](repeating: 0, count: T * c.qkvDim)  // (T, qkv_dim)
-        var att = [Float](repeating: 0, count: T * c.qDim)    // (T, q_dim) attention output
-        var g = [Float](repeating: 0, count: F), u = [Float](repeating: 0, count: F)
-        var scores = [Float](repeating: 0, count: T)
-        for (t, tok) in tokens.enumerated() {
-            for i in 0..<d { x[t * d + i] = embed[tok * d + i] }
-        }
+        let x = FloatBuffer(count: T * d)             // (T, d) residual stream
+        let h = FloatBuffer(count: T * d)             // (T, d) normed input
+        let qkv = FloatBuffer(count: T * c.qkvDim)    // (T, qkv_dim)
+        let att = FloatBuffer(count: T * c.qDim)      // (T, q_dim) attention output
+        let gu = FloatBuffer(count: 2 * F)            // (2F) gate, then up
+        let scores = FloatBuffer(count: max(T, 1))
+        let xu = UnsafeMutablePointer<UInt8>.allocate(capacity: maxCols4)  // INT8 activation scratch
+        defer { xu.deallocate() }
+        let (xp, hp, qp, ap, sp) = (x.pointer, h.pointer, qkv.pointer, att.pointer, scores.pointer)
+        for (t, tok) in tokens.enumerated() { (xp + t * d).update(from: embed + tok * d, count: d) }
         for layer in layers {
             // Attention: project every position, rotate, then causal attention per head.
             for t in 0..<T {
-                x.withUnsafeBufferPointer { xp in h.withUnsafeMutableBufferPointer { hp in
-                    rmsnorm(hp.baseAddress! + t * d, xp.baseAddress! + t * d, layer.attnNorm, d, eps: c.rmsNormEps)
-                } }
-                h.withUnsafeBufferPointer { hp in qkv.withUnsafeMutableBufferPointer { qp in
-                    let row = qp.baseAddress! + t * c.qkvDim
-                    matvec(row, layer.qkv, hp.baseAddress! + t * d, rows: c.qkvDim, cols: d)
-                    counter.matmul(rows: c.qkvDim, cols: d)
-                    let half = hd / 2
-                    for head in 0..<(H + c.numKeyValueHeads) {  // q heads then k heads (contiguous)
-                        Kernels.ropeAt(row + head * hd, rope, position: t, half: half, hd: hd)
-                    }
-                } }
+                rmsnorm(hp + t * d, xp + t * d, layer.attnNorm, d, eps: c.rmsNormEps)
+                let row = qp + t * c.qkvDim
+                layer.qkv.apply(row, hp + t * d, accumulate: false, xu: xu)
+                counter.matmul(rows: c.qkvDim, cols: d, bytesPerWeight: layer.qkv.i8 == nil ? 4 : 1)
+                for head in 0..<(H + c.numKeyValueHeads) {  // q heads then k heads (contiguous)
+                    Kernels.ropeAt(row + head * hd, rope, position: t, half: hd / 2, hd: hd)
+                }
             }
             for t in 0..<T {
                 for head in 0..<H {
@@ -138,47 +158,40 @@ public final class Transformer: @unchecked Sendable {
                     for s in 0...t {
                         let k = s * c.qkvDim + c.qDim + kvHead * hd
                         var dotp: Float = 0
-                        for i in 0..<hd { dotp += qkv[q + i] * qkv[k + i] }
-                        scores[s] = dotp / Float(hd).squareRoot()
+                        for i in 0..<hd { dotp += qp[q + i] * qp[k + i] }
+                        sp[s] = dotp / Float(hd).squareRoot()
                     }
-                    scores.withUnsafeMutableBufferPointer { softmax($0.baseAddress!, t + 1) }
+                    softmaxNaive(sp, t + 1)
                     let out = t * c.qDim + head * hd
-                    for i in 0..<hd { att[out + i] = 0 }
+                    for i in 0..<hd { ap[out + i] = 0 }
                     for s in 0...t {
                         let v = s * c.qkvDim + c.qDim + c.kvDim + kvHead * hd
-                        for i in 0..<hd { att[out + i] += scores[s] * qkv[v + i] }
+                        for i in 0..<hd { ap[out + i] += sp[s] * qp[v + i] }
                     }
                     counter.macs += 2 * hd * (t + 1)
                 }
-                att.withUnsafeBufferPointer { ap in x.withUnsafeMutableBufferPointer { xp in
-                    matvec(xp.baseAddress! + t * d, layer.o, ap.baseAddress! + t * c.qDim, rows: d, cols: c.qDim, accumulate: true)
-                } }
-                counter.matmul(rows: d, cols: c.qDim)
+                layer.o.apply(xp + t * d, ap + t * c.qDim, accumulate: true, xu: xu)
+                counter.matmul(rows: d, cols: c.qDim, bytesPerWeight: layer.o.i8 == nil ? 4 : 1)
             }
             // Feed-forward, position by position.
             for t in 0..<T {
-                x.withUnsafeMutableBufferPointer { xp in h.withUnsafeMutableBufferPointer { hp in
-                    g.withUnsafeMutableBufferPointer { gp in u.withUnsafeMutableBufferPointer { up in
-                        let xt = xp.baseAddress! + t * d, ht = hp.baseAddress! + t * d
-                        rmsnorm(ht, xt, layer.ffnNorm, d, eps: c.rmsNormEps)
-                        matvec(gp.baseAddress!, layer.gate, ht, rows: F, cols: d)
-                        matvec(up.baseAddress!, layer.up, ht, rows: F, cols: d)
-                        swiglu(gp.baseAddress!, up.baseAddress!, F)
-                        matvec(xt, layer.down, gp.baseAddress!, rows: d, cols: F, accumulate: true)
-                    } }
-                } }
-                counter.matmul(rows: F, cols: d); counter.matmul(rows: F, cols: d); counter.matmul(rows: d, cols: F)
+                let xt = xp + t * d, ht = hp + t * d
+                rmsnorm(ht, xt, layer.ffnNorm, d, eps: c.rmsNormEps)
+                layer.gateUp.apply(gu.pointer, ht, accumulate: false, xu: xu)
+                swiglu(gu.pointer, gu.pointer + F, F)
+                layer.down.apply(xt, gu.pointer, accumulate: true, xu: xu)
+                let bytes = layer.down.i8 == nil ? 4 : 1
+                counter.matmul(rows: F, cols: d, bytesPerWeight: bytes); counter.matmul(rows: F, cols: d, bytesPerWeight: bytes)
+                counter.matmul(rows: d, cols: F, bytesPerWeight: bytes)
             }
         }
         var logits = [Float](repeating: 0, count: T * V)
-        for t in 0..<T {
-            x.withUnsafeBufferPointer { xp in h.withUnsafeMutableBufferPointer { hp in
-                logits.withUnsafeMutableBufferPointer { lp in
-                    rmsnorm(hp.baseAddress!, xp.baseAddress! + t * d, finalNorm, d, eps: c.rmsNormEps)
-                    matvec(lp.baseAddress! + t * V, head, hp.baseAddress!, rows: V, cols: d)
-                }
-            } }
-            counter.matmul(rows: V, cols: d)
+        logits.withUnsafeMutableBufferPointer { lp in
+            for t in 0..<T {
+                rmsnorm(hp, xp + t * d, finalNorm, d, eps: c.rmsNormEps)
+                head.apply(lp.baseAddress! + t * V, hp, accumulate: false, xu: xu)
+                counter.matmul(rows: V, cols: d)
+            }
         }
         return logits
     }

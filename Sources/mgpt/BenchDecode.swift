@@ -17,12 +17,15 @@ struct BenchDecode: ParsableCommand {
     @Option(help: "A second model folder to measure in the same run (ratio_vs_baseline = baseline / model).") var baseline: String?
     @Option(help: "Path of the numpy reference script.") var reference = "Tests/reference/minigpt_ref.py"
     @Option(help: "Decode steps the numpy reference times.") var numpyTokens = 200
+    @Option(help: "Tokens per measured prefill, batched vs step-by-step (0 = skip).") var prefillTokens = 12
+    @Option(help: "Measured prefills of each kind.") var prefillRuns = 300
     @Flag(help: "Skip the numpy reference.") var noNumpy = false
     @Flag(help: "Print the whole result as JSON.") var json = false
 
     func validate() throws {
         guard positions >= 0 else { throw ValidationError("--positions must be >= 0") }
         guard tokens > 0, warmup >= 0, numpyTokens > 0 else { throw ValidationError("--tokens and --numpy-tokens must be > 0") }
+        guard prefillTokens >= 0, prefillRuns > 0 else { throw ValidationError("--prefill-tokens must be >= 0 and --prefill-runs > 0") }
     }
 
     /// Median/p99 of `tokens` steps, each run at exactly `positions` cached positions.
@@ -47,6 +50,30 @@ struct BenchDecode: ParsableCommand {
         }
         let cpuPerToken = Double(threadCPUNanos() - cpuStart) / 1000 / Double(tokens)
         return (LatencyStats(samples), counter, session.kvCacheBytes, cpuPerToken)
+    }
+
+    /// Prefill of `T` tokens on top of `positions` cached ones, batched (`prefill`) and token by
+    /// token (`prefillSequential`), alternating in one loop: (batched wall, sequential wall, batched
+    /// CPU µs, sequential CPU µs).
+    static func measurePrefill(_ weights: ModelWeights, positions: Int, T: Int, runs: Int) -> (LatencyStats, LatencyStats, Double, Double) {
+        let session = Session(model: Transformer(weights: weights), capacity: positions + T)
+        var rng = RNG(seed: 7)
+        let V = UInt64(weights.config.vocabSize)
+        for _ in 0..<positions { session.step(Int(rng.next() % V)) }
+        let ids = (0..<T).map { _ in Int(rng.next() % V) }
+        var wall: ([Double], [Double]) = ([], [])
+        var cpu: (UInt64, UInt64) = (0, 0)
+        for i in 0..<(runs + 20) {  // 20 warm-up rounds
+            for batched in [true, false] {
+                session.rewind(to: positions)
+                let c0 = threadCPUNanos(), t0 = monotonicNanos()
+                if batched { session.prefill(ids) } else { session.prefillSequential(ids) }
+                let dt = Double(monotonicNanos() - t0) / 1000, dc = threadCPUNanos() - c0
+                guard i >= 20 else { continue }
+                if batched { wall.0.append(dt); cpu.0 += dc } else { wall.1.append(dt); cpu.1 += dc }
+            }
+        }
+        return (LatencyStats(wall.0), LatencyStats(wall.1), Double(cpu.0) / 1000 / Double(runs), Double(cpu.1) / 1000 / Double(runs))
     }
 
     func run() throws {
@@ -76,11 +103,15 @@ struct BenchDecode: ParsableCommand {
         if !noNumpy, let modelDir {
             numpy = try Self.runNumpy(script: reference, model: modelDir, positions: positions, tokens: numpyTokens)
         }
-        var base: (LatencyStats, String)?
+        var base: (LatencyStats, String, Double)?
         if let baseline {
             let bw = try loadWeights(baseline)
-            base = (Self.measure(bw, positions: positions, tokens: tokens, warmup: warmup).0, baseline)
+            let m = Self.measure(bw, positions: positions, tokens: tokens, warmup: warmup)
+            base = (m.0, baseline, m.3)
         }
+        let prefill = prefillTokens > 0 ? Self.measurePrefill(weights, positions: positions, T: prefillTokens, runs: prefillRuns) : nil
+        let dt = c.weightDType ?? WeightDTypes()
+        let engine = "MiniGPT attention \(dt.attention.rawValue), ffn \(dt.ffn.rawValue)"
 
         var fields: [(String, String)] = [
             ("median_us", fmt(stats.p50, 2)), ("p99_us", fmt(stats.p99, 2)), ("max_us", fmt(stats.max, 2)),
@@ -89,7 +120,15 @@ struct BenchDecode: ParsableCommand {
             ("floor_us", fmt(floor, 2)), ("bandwidth_frac", fmt(floor / stats.p50, 3)),
         ]
         if let numpy { fields += [("numpy_median_us", fmt(numpy, 1)), ("ratio_vs_numpy", fmt(numpy / stats.p50, 2))] }
-        if let base { fields += [("baseline_median_us", fmt(base.0.p50, 2)), ("ratio_vs_baseline", fmt(base.0.p50 / stats.p50, 2))] }
+        if let base {
+            fields += [("baseline_median_us", fmt(base.0.p50, 2)), ("ratio_vs_baseline", fmt(base.0.p50 / stats.p50, 2)),
+                       ("baseline_cpu_us_per_token", fmt(base.2, 2)), ("cpu_ratio_vs_baseline", fmt(base.2 / cpuUs, 2))]
+        }
+        if let p = prefill {
+            fields += [("prefill_tokens", "\(prefillTokens)"), ("prefill_batched_median_us", fmt(p.0.p50, 2)), ("prefill_batched_p99_us", fmt(p.0.p99, 2)),
+                       ("prefill_sequential_median_us", fmt(p.1.p50, 2)), ("prefill_batched_cpu_us", fmt(p.2, 2)),
+                       ("prefill_sequential_cpu_us", fmt(p.3, 2)), ("prefill_speedup_cpu", fmt(p.3 / p.2, 2))]
+        }
 
         if json {
             var obj: [String: String] = ["model": modelName]
@@ -100,12 +139,17 @@ struct BenchDecode: ParsableCommand {
             print("decode benchmark: \(modelName)")
             print("shape d=\(c.hiddenSize) layers=\(c.numHiddenLayers) heads=\(c.numAttentionHeads)/\(c.numKeyValueHeads) ffn=\(c.intermediateSize) vocab=\(c.vocabSize); \(positions) positions cached; \(tokens) steps after \(warmup) warm-up\n")
             var rows = [["engine", "median µs", "p99 µs", "tokens/s"]]
-            rows.append(["MiniGPT Swift FP32", fmt(stats.p50, 2), fmt(stats.p99, 2), fmt(1e6 / stats.p50, 0)])
+            rows.append([engine, fmt(stats.p50, 2), fmt(stats.p99, 2), fmt(1e6 / stats.p50, 0)])
             if let base { rows.append(["baseline \(base.1)", fmt(base.0.p50, 2), fmt(base.0.p99, 2), fmt(1e6 / base.0.p50, 0)]) }
             if let numpy { rows.append(["numpy reference (KV cache)", fmt(numpy, 1), "-", fmt(1e6 / numpy, 0)]) }
             print(table(rows))
             print("\nper token: \(ops.matmuls) matmuls, \(ops.macs) MACs, \(weightBytes) weight bytes + \(kvRead) KV bytes read")
-            print("streaming floor (one core reading those bytes): \(fmt(floor, 2)) µs → \(fmt(100 * floor / stats.p50, 1)) % of the bandwidth limit reached\n")
+            print("streaming floor (one core reading those bytes): \(fmt(floor, 2)) µs → \(fmt(100 * floor / stats.p50, 1)) % of the bandwidth limit reached")
+            if let p = prefill {
+                print("prefill of \(prefillTokens) tokens after \(positions) cached: batched median \(fmt(p.0.p50, 1)) µs (p99 \(fmt(p.0.p99, 1)), CPU \(fmt(p.2, 1))), "
+                      + "step by step median \(fmt(p.1.p50, 1)) µs (CPU \(fmt(p.3, 1))) → \(fmt(p.3 / p.2, 2))× less CPU batched")
+            }
+            print("")
         }
         print(fields.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
     }

@@ -30,6 +30,8 @@ struct EvalIntentsCommand: ParsableCommand {
         var controller = MetaController()
         var ticks = 0, correct = 0, kindCorrect = 0, gated = 0, eps = 0
         var confusion = [[Int]](repeating: [Int](repeating: 0, count: Intent.tokenCount), count: Intent.tokenCount)
+        var reasons = [GateReason: Int]()
+        var entropies: [Double] = [], disagreements: [Double] = [], probabilities: [Double] = []
         var lineNo = 0
         for line in data.split(separator: UInt8(ascii: "\n")) {
             lineNo += 1
@@ -54,7 +56,10 @@ struct EvalIntentsCommand: ParsableCommand {
                 }
                 for o in obs { session.step(tok.observationTokenID(o)) }
                 let p = IntentDecoding.decode(session.logits, vocab: vocab)
-                let d = controller.decide(p, headDisagreement: HeadSignals.disagreement(session))
+                let dis = HeadSignals.disagreement(session)
+                let d = controller.decide(p, headDisagreement: dis)
+                reasons[d.reason, default: 0] += 1
+                entropies.append(Double(p.entropy)); disagreements.append(Double(dis)); probabilities.append(Double(p.probability))
                 ticks += 1
                 if p.index == expert { correct += 1 }
                 if Intent(index: p.index)?.kind == Intent(index: expert)?.kind { kindCorrect += 1 }
@@ -67,9 +72,19 @@ struct EvalIntentsCommand: ParsableCommand {
         guard ticks > 0 else { throw failure("\(corpus): no ticks to score", code: Exit.dataError) }
         let acc = Double(correct) / Double(ticks), kacc = Double(kindCorrect) / Double(ticks)
         let gr = Double(gated) / Double(ticks)
+        func q(_ v: [Double], _ p: Double) -> Double {  // nearest-rank percentile
+            let s = v.sorted()
+            return s[min(s.count - 1, max(0, Int((p * Double(s.count)).rounded(.up)) - 1))]
+        }
+        let signals: [String: [String: Double]] = [
+            "entropy": ["p50": q(entropies, 0.5), "p90": q(entropies, 0.9), "p99": q(entropies, 0.99)],
+            "head_disagreement": ["p50": q(disagreements, 0.5), "p90": q(disagreements, 0.9), "p99": q(disagreements, 0.99)],
+            "probability": ["p1": q(probabilities, 0.01), "p10": q(probabilities, 0.1), "p50": q(probabilities, 0.5)],
+        ]
+        let reasonCounts = Dictionary(uniqueKeysWithValues: reasons.map { ($0.key.description, $0.value) })
         if json {
             let obj: [String: Any] = ["intent_accuracy": acc, "kind_accuracy": kacc, "gated_rate": gr, "ticks": ticks,
-                                      "episodes": eps, "confusion": confusion]
+                                      "episodes": eps, "confusion": confusion, "signals": signals, "reasons": reasonCounts]
             print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
             return
         }
@@ -79,6 +94,10 @@ struct EvalIntentsCommand: ParsableCommand {
             rows.append([Intent.all[i].text] + row.map(String.init))
         }
         print(table(rows))
+        print("\ncontroller reasons (robot.json defaults): " + reasonCounts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+        for (k, v) in signals.sorted(by: { $0.key < $1.key }) {
+            print("\(k): " + v.sorted { $0.key < $1.key }.map { "\($0.key)=\(fmt($0.value, 3))" }.joined(separator: " "))
+        }
         print("\nintent_accuracy=\(fmt(acc, 4)) kind_accuracy=\(fmt(kacc, 4)) gated_rate=\(fmt(gr, 4)) ticks=\(ticks) episodes=\(eps)")
     }
 }

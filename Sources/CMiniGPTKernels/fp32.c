@@ -1,0 +1,419 @@
+// FP32 decode kernels: panel-packed matrix–vector / matrix–matrix products, softmax, SwiGLU.
+// Built -O3 -march=native (Package.swift): with AVX-512 the explicit-intrinsic paths below are
+// used; a portable build (MINIGPT_PORTABLE=1) compiles the plain C loops instead. Layout and
+// contracts: include/mgk_fp32.h. Naive Swift twins live in Sources/MiniGPT/Kernels.swift.
+#include "mgk_fp32.h"
+#include <math.h>
+#include <stddef.h>
+#include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+long mgk_panel_f32_count(int rows, int cols) { return (long)((rows + 15) / 16) * 16 * cols; }
+
+void mgk_pack_panel_f32(float *wp, const float *w, int rows, int cols) {
+    int nb = (rows + 15) / 16;
+    for (int b = 0; b < nb; b++)
+        for (int c = 0; c < cols; c++)
+            for (int i = 0; i < 16; i++) {
+                int r = 16 * b + i;
+                wp[((size_t)b * cols + c) * 16 + i] = r < rows ? w[(size_t)r * cols + c] : 0.0f;
+            }
+}
+
+#if defined(__AVX512F__)
+
+static inline __m512 load_out(const float *out, int n, int accumulate) {
+    if (!accumulate) return _mm512_setzero_ps();
+    return n >= 16 ? _mm512_loadu_ps(out) : _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), out);
+}
+static inline void store_out(float *out, __m512 v, int n) {
+    if (n >= 16) _mm512_storeu_ps(out, v); else _mm512_mask_storeu_ps(out, (__mmask16)((1u << n) - 1), v);
+}
+
+void mgk_matvec_f32(float *out, const float *wp, const float *x, int rows, int cols, int accumulate) {
+    const int nb = (rows + 15) / 16;
+    const size_t ps = (size_t)cols * 16;  // floats per panel
+    int b = 0;
+    // Four panels (64 rows) per pass, two accumulator chains each (even/odd columns) so eight
+    // independent FMAs are in flight: enough to cover the 4-cycle FMA latency on two ports.
+    for (; b + 4 <= nb; b += 4) {
+        const float *p0 = wp + b * ps, *p1 = p0 + ps, *p2 = p1 + ps, *p3 = p2 + ps;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, e0 = a0, e1 = a0, e2 = a0, e3 = a0;
+        int c = 0;
+        for (; c + 2 <= cols; c += 2) {
+            const __m512 x0 = _mm512_set1_ps(x[c]), x1 = _mm512_set1_ps(x[c + 1]);
+            const size_t o = (size_t)c * 16;
+            a0 = _mm512_fmadd_ps(_mm512_load_ps(p0 + o), x0, a0);
+            a1 = _mm512_fmadd_ps(_mm512_load_ps(p1 + o), x0, a1);
+            a2 = _mm512_fmadd_ps(_mm512_load_ps(p2 + o), x0, a2);
+            a3 = _mm512_fmadd_ps(_mm512_load_ps(p3 + o), x0, a3);
+            e0 = _mm512_fmadd_ps(_mm512_load_ps(p0 + o + 16), x1, e0);
+            e1 = _mm512_fmadd_ps(_mm512_load_ps(p1 + o + 16), x1, e1);
+            e2 = _mm512_fmadd_ps(_mm512_load_ps(p2 + o + 16), x1, e2);
+            e3 = _mm512_fmadd_ps(_mm512_load_ps(p3 + o + 16), x1, e3);
+        }
+        if (c < cols) {
+            const __m512 x0 = _mm512_set1_ps(x[c]);
+            const size_t o = (size_t)c * 16;
+            a0 = _mm512_fmadd_ps(_mm512_load_ps(p0 + o), x0, a0);
+            a1 = _mm512_fmadd_ps(_mm512_load_ps(p1 + o), x0, a1);
+            a2 = _mm512_fmadd_ps(_mm512_load_ps(p2 + o), x0, a2);
+            a3 = _mm512_fmadd_ps(_mm512_load_ps(p3 + o), x0, a3);
+        }
+        __m512 s[4] = {_mm512_add_ps(a0, e0), _mm512_add_ps(a1, e1), _mm512_add_ps(a2, e2), _mm512_add_ps(a3, e3)};
+        for (int k = 0; k < 4; k++) {
+            int r0 = 16 * (b + k), n = rows - r0;
+            if (n <= 0) break;
+            store_out(out + r0, _mm512_add_ps(load_out(out + r0, n, accumulate), s[k]), n);
+        }
+    }
+    for (; b < nb; b++) {  // leftover panels: four chains over the columns
+        const float *p = wp + b * ps;
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        int c = 0;
+        for (; c + 4 <= cols; c += 4) {
+            const size_t o = (size_t)c * 16;
+            a0 = _mm512_fmadd_ps(_mm512_load_ps(p + o), _mm512_set1_ps(x[c]), a0);
+            a1 = _mm512_fmadd_ps(_mm512_load_ps(p + o + 16), _mm512_set1_ps(x[c + 1]), a1);
+            a2 = _mm512_fmadd_ps(_mm512_load_ps(p + o + 32), _mm512_set1_ps(x[c + 2]), a2);
+            a3 = _mm512_fmadd_ps(_mm512_load_ps(p + o + 48), _mm512_set1_ps(x[c + 3]), a3);
+        }
+        for (; c < cols; c++) a0 = _mm512_fmadd_ps(_mm512_load_ps(p + (size_t)c * 16), _mm512_set1_ps(x[c]), a0);
+        const __m512 s = _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+        int r0 = 16 * b, n = rows - r0;
+        store_out(out + r0, _mm512_add_ps(load_out(out + r0, n, accumulate), s), n);
+    }
+}
+
+// One panel against a tile of TT tokens (TT a compile-time constant after inlining).
+static inline __attribute__((always_inline)) void
+matmul_tile(float *out, int ldo, const float *p, const float *x, int ldx, int cols, int n, int TT, int accumulate) {
+    __m512 acc[8];
+    for (int t = 0; t < TT; t++) acc[t] = _mm512_setzero_ps();
+    for (int c = 0; c < cols; c++) {
+        const __m512 w = _mm512_load_ps(p + (size_t)c * 16);
+        for (int t = 0; t < TT; t++) acc[t] = _mm512_fmadd_ps(w, _mm512_set1_ps(x[(size_t)t * ldx + c]), acc[t]);
+    }
+    for (int t = 0; t < TT; t++)
+        store_out(out + (size_t)t * ldo, _mm512_add_ps(load_out(out + (size_t)t * ldo, n, accumulate), acc[t]), n);
+}
+
+void mgk_matmul_f32(float *out, int ldo, const float *wp, const float *x, int ldx, int T, int rows, int cols, int accumulate) {
+    const int nb = (rows + 15) / 16;
+    for (int b = 0; b < nb; b++) {
+        const float *p = wp + (size_t)b * cols * 16;
+        const int r0 = 16 * b, n = rows - r0;
+        int t = 0;
+        for (; t + 8 <= T; t += 8) matmul_tile(out + (size_t)t * ldo + r0, ldo, p, x + (size_t)t * ldx, ldx, cols, n, 8, accumulate);
+        for (; t + 4 <= T; t += 4) matmul_tile(out + (size_t)t * ldo + r0, ldo, p, x + (size_t)t * ldx, ldx, cols, n, 4, accumulate);
+        for (; t < T; t++) matmul_tile(out + (size_t)t * ldo + r0, ldo, p, x + (size_t)t * ldx, ldx, cols, n, 1, accumulate);
+    }
+}
+
+// e^x for 16 lanes: x = n·ln2 + r, degree-6 Taylor polynomial for e^r, 2^n in the exponent bits
+// (Cephes-style; the same constants as exp16 in Kernels.swift).
+static inline __m512 exp512(__m512 v) {
+    const __m512 x = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.7f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    // Explicit FMAs (the -ffp-contract=off build flag does not apply to intrinsics).
+    const __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.4286068e-6f), _mm512_fnmadd_ps(n, _mm512_set1_ps(0.69314575f), x));
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+}
+
+void mgk_exp_f32(float *out, const float *x, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, exp512(_mm512_loadu_ps(x + i)));
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_ps(out + i, m, exp512(_mm512_maskz_loadu_ps(m, x + i)));
+    }
+}
+
+void mgk_softmax_f32(float *x, int n) {
+    if (n <= 0) return;
+    __m512 mv = _mm512_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(x + i));
+    float m = _mm512_reduce_max_ps(mv);
+    for (int j = i; j < n; j++) if (x[j] > m) m = x[j];
+    const __m512 mb = _mm512_set1_ps(m);
+    __m512 acc = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= n; i += 16) {
+        const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), mb));
+        _mm512_storeu_ps(x + i, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    if (i < n) {
+        const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
+        const __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), mb));
+        _mm512_mask_storeu_ps(x + i, k, e);
+        acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(k, e));
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(acc));
+    for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
+    for (; i < n; i++) x[i] *= _mm512_cvtss_f32(inv);
+}
+
+void mgk_swiglu_f32(float *g, const float *u, int n) {
+    int i = 0;
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (; i + 16 <= n; i += 16) {
+        const __m512 v = _mm512_loadu_ps(g + i);
+        const __m512 s = _mm512_div_ps(v, _mm512_add_ps(one, exp512(_mm512_sub_ps(_mm512_setzero_ps(), v))));
+        _mm512_storeu_ps(g + i, _mm512_mul_ps(s, _mm512_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+void mgk_attention_f32(float *out, float *p, const float *q, const float *k, const float *v,
+                       int n, int hd, int kstride, float scale) {
+    // Scores: four 16-position blocks per pass, so four independent FMA chains over hd.
+    const __m512 sc = _mm512_set1_ps(scale);
+    int s = 0;
+    for (; s + 64 <= n; s += 64) {
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < hd; i++) {
+            const __m512 qi = _mm512_set1_ps(q[i]);
+            const float *row = k + (size_t)i * kstride + s;
+            a0 = _mm512_fmadd_ps(qi, _mm512_loadu_ps(row), a0);
+            a1 = _mm512_fmadd_ps(qi, _mm512_loadu_ps(row + 16), a1);
+            a2 = _mm512_fmadd_ps(qi, _mm512_loadu_ps(row + 32), a2);
+            a3 = _mm512_fmadd_ps(qi, _mm512_loadu_ps(row + 48), a3);
+        }
+        _mm512_storeu_ps(p + s, _mm512_mul_ps(a0, sc));
+        _mm512_storeu_ps(p + s + 16, _mm512_mul_ps(a1, sc));
+        _mm512_storeu_ps(p + s + 32, _mm512_mul_ps(a2, sc));
+        _mm512_storeu_ps(p + s + 48, _mm512_mul_ps(a3, sc));
+    }
+    for (; s < n; s += 16) {
+        const __mmask16 m = n - s >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - s)) - 1);
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+        int i = 0;
+        for (; i + 2 <= hd; i += 2) {
+            a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[i]), _mm512_maskz_loadu_ps(m, k + (size_t)i * kstride + s), a0);
+            a1 = _mm512_fmadd_ps(_mm512_set1_ps(q[i + 1]), _mm512_maskz_loadu_ps(m, k + (size_t)(i + 1) * kstride + s), a1);
+        }
+        if (i < hd) a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[i]), _mm512_maskz_loadu_ps(m, k + (size_t)i * kstride + s), a0);
+        _mm512_mask_storeu_ps(p + s, m, _mm512_mul_ps(_mm512_add_ps(a0, a1), sc));
+    }
+    mgk_softmax_f32(p, n);
+    // Weighted sum of value rows: 16 dims × four positions per pass (four chains per 16 dims).
+    for (int c = 0; c < hd; c += 16) {
+        const __mmask16 m = hd - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (hd - c)) - 1);
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        int t = 0;
+        for (; t + 4 <= n; t += 4) {
+            const float *r = v + (size_t)t * hd + c;
+            a0 = _mm512_fmadd_ps(_mm512_set1_ps(p[t]), _mm512_maskz_loadu_ps(m, r), a0);
+            a1 = _mm512_fmadd_ps(_mm512_set1_ps(p[t + 1]), _mm512_maskz_loadu_ps(m, r + hd), a1);
+            a2 = _mm512_fmadd_ps(_mm512_set1_ps(p[t + 2]), _mm512_maskz_loadu_ps(m, r + 2 * hd), a2);
+            a3 = _mm512_fmadd_ps(_mm512_set1_ps(p[t + 3]), _mm512_maskz_loadu_ps(m, r + 3 * hd), a3);
+        }
+        for (; t < n; t++) a0 = _mm512_fmadd_ps(_mm512_set1_ps(p[t]), _mm512_maskz_loadu_ps(m, v + (size_t)t * hd + c), a0);
+        _mm512_mask_storeu_ps(out + c, m, _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    }
+}
+
+// GQA: the G (≤ 4) query heads of a group share each load of K and V.
+static inline __attribute__((always_inline)) void
+attention_group(float *out, float *p, int pstride, const float *q, const float *k, const float *v,
+                const int G, int n, int hd, int kstride, float scale) {
+    const __m512 sc = _mm512_set1_ps(scale);
+    for (int s = 0; s < n; s += 32) {  // 32 positions × G heads per pass: 2·G independent chains
+        const int left = n - s;
+        const __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        const __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : left <= 16 ? (__mmask16)0 : (__mmask16)((1u << (left - 16)) - 1);
+        __m512 a[4][2];
+        for (int g = 0; g < G; g++) a[g][0] = a[g][1] = _mm512_setzero_ps();
+        for (int i = 0; i < hd; i++) {
+            const float *row = k + (size_t)i * kstride + s;
+            const __m512 k0 = _mm512_maskz_loadu_ps(m0, row), k1 = _mm512_maskz_loadu_ps(m1, row + 16);
+            for (int g = 0; g < G; g++) {
+                const __m512 qi = _mm512_set1_ps(q[g * hd + i]);
+                a[g][0] = _mm512_fmadd_ps(qi, k0, a[g][0]);
+                a[g][1] = _mm512_fmadd_ps(qi, k1, a[g][1]);
+            }
+        }
+        for (int g = 0; g < G; g++) {
+            _mm512_mask_storeu_ps(p + (size_t)g * pstride + s, m0, _mm512_mul_ps(a[g][0], sc));
+            _mm512_mask_storeu_ps(p + (size_t)g * pstride + s + 16, m1, _mm512_mul_ps(a[g][1], sc));
+        }
+    }
+    for (int g = 0; g < G; g++) mgk_softmax_f32(p + (size_t)g * pstride, n);
+    for (int c = 0; c < hd; c += 16) {
+        const __mmask16 m = hd - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (hd - c)) - 1);
+        __m512 a[4][2];
+        for (int g = 0; g < G; g++) a[g][0] = a[g][1] = _mm512_setzero_ps();
+        int t = 0;
+        for (; t + 2 <= n; t += 2) {
+            const __m512 v0 = _mm512_maskz_loadu_ps(m, v + (size_t)t * hd + c), v1 = _mm512_maskz_loadu_ps(m, v + (size_t)(t + 1) * hd + c);
+            for (int g = 0; g < G; g++) {
+                a[g][0] = _mm512_fmadd_ps(_mm512_set1_ps(p[(size_t)g * pstride + t]), v0, a[g][0]);
+                a[g][1] = _mm512_fmadd_ps(_mm512_set1_ps(p[(size_t)g * pstride + t + 1]), v1, a[g][1]);
+            }
+        }
+        if (t < n) {
+            const __m512 v0 = _mm512_maskz_loadu_ps(m, v + (size_t)t * hd + c);
+            for (int g = 0; g < G; g++) a[g][0] = _mm512_fmadd_ps(_mm512_set1_ps(p[(size_t)g * pstride + t]), v0, a[g][0]);
+        }
+        for (int g = 0; g < G; g++) _mm512_mask_storeu_ps(out + (size_t)g * hd + c, m, _mm512_add_ps(a[g][0], a[g][1]));
+    }
+}
+
+void mgk_attention_group_f32(float *out, float *p, int pstride, const float *q, const float *k, const float *v,
+                             int G, int n, int hd, int kstride, float scale) {
+    switch (G) {
+    case 1: attention_group(out, p, pstride, q, k, v, 1, n, hd, kstride, scale); return;
+    case 2: attention_group(out, p, pstride, q, k, v, 2, n, hd, kstride, scale); return;
+    case 3: attention_group(out, p, pstride, q, k, v, 3, n, hd, kstride, scale); return;
+    case 4: attention_group(out, p, pstride, q, k, v, 4, n, hd, kstride, scale); return;
+    default:
+        for (int g = 0; g < G; g += 4) {
+            const int gg = G - g < 4 ? G - g : 4;
+            mgk_attention_group_f32(out + (size_t)g * hd, p + (size_t)g * pstride, pstride, q + (size_t)g * hd, k, v, gg, n, hd, kstride, scale);
+        }
+    }
+}
+
+void mgk_attention_block_f32(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
+                             const float *k, const float *v, int T, int G, int n0, int hd, int kstride, float scale) {
+    const int R = T * G, nmax = n0 + T;
+    const __m512 sc = _mm512_set1_ps(scale);
+    // Scores: 32 positions × 4 query rows per pass (8 chains); the K block stays in L1 across rows.
+    for (int s = 0; s < nmax; s += 32) {
+        const int left = nmax - s;
+        const __mmask16 m0 = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        const __mmask16 m1 = left >= 32 ? (__mmask16)0xFFFF : left <= 16 ? (__mmask16)0 : (__mmask16)((1u << (left - 16)) - 1);
+        for (int r0 = 0; r0 < R; r0 += 4) {
+            const int nr = R - r0 < 4 ? R - r0 : 4;
+            const float *qr[4];
+            for (int j = 0; j < 4; j++) {
+                const int r = r0 + (j < nr ? j : 0);
+                qr[j] = q + (size_t)(r / G) * ldq + (size_t)(r % G) * hd;
+            }
+            __m512 a[4][2];
+            for (int j = 0; j < 4; j++) a[j][0] = a[j][1] = _mm512_setzero_ps();
+            for (int i = 0; i < hd; i++) {
+                const float *row = k + (size_t)i * kstride + s;
+                const __m512 k0 = _mm512_maskz_loadu_ps(m0, row), k1 = _mm512_maskz_loadu_ps(m1, row + 16);
+                for (int j = 0; j < 4; j++) {
+                    const __m512 qi = _mm512_set1_ps(qr[j][i]);
+                    a[j][0] = _mm512_fmadd_ps(qi, k0, a[j][0]);
+                    a[j][1] = _mm512_fmadd_ps(qi, k1, a[j][1]);
+                }
+            }
+            for (int j = 0; j < nr; j++) {
+                float *pr = p + (size_t)(r0 + j) * pstride + s;
+                _mm512_mask_storeu_ps(pr, m0, _mm512_mul_ps(a[j][0], sc));
+                _mm512_mask_storeu_ps(pr + 16, m1, _mm512_mul_ps(a[j][1], sc));
+            }
+        }
+    }
+    for (int r = 0; r < R; r++) {  // causal: row (t, g) keeps n0 + t + 1 positions
+        const int n = n0 + r / G + 1;
+        float *pr = p + (size_t)r * pstride;
+        mgk_softmax_f32(pr, n);
+        for (int s = n; s < nmax; s++) pr[s] = 0;
+    }
+    // Weighted sums: 4 query rows × 16 dims × even/odd positions per pass.
+    for (int r0 = 0; r0 < R; r0 += 4) {
+        const int nr = R - r0 < 4 ? R - r0 : 4;
+        const int n = n0 + (r0 + nr - 1) / G + 1;  // the longest row of this tile
+        const float *pr[4];
+        for (int j = 0; j < 4; j++) pr[j] = p + (size_t)(r0 + (j < nr ? j : 0)) * pstride;
+        for (int c = 0; c < hd; c += 16) {
+            const __mmask16 m = hd - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (hd - c)) - 1);
+            __m512 a[4][2];
+            for (int j = 0; j < 4; j++) a[j][0] = a[j][1] = _mm512_setzero_ps();
+            int t = 0;
+            for (; t + 2 <= n; t += 2) {
+                const __m512 v0 = _mm512_maskz_loadu_ps(m, v + (size_t)t * hd + c), v1 = _mm512_maskz_loadu_ps(m, v + (size_t)(t + 1) * hd + c);
+                for (int j = 0; j < 4; j++) {
+                    a[j][0] = _mm512_fmadd_ps(_mm512_set1_ps(pr[j][t]), v0, a[j][0]);
+                    a[j][1] = _mm512_fmadd_ps(_mm512_set1_ps(pr[j][t + 1]), v1, a[j][1]);
+                }
+            }
+            if (t < n) {
+                const __m512 v0 = _mm512_maskz_loadu_ps(m, v + (size_t)t * hd + c);
+                for (int j = 0; j < 4; j++) a[j][0] = _mm512_fmadd_ps(_mm512_set1_ps(pr[j][t]), v0, a[j][0]);
+            }
+            for (int j = 0; j < nr; j++) {
+                const int r = r0 + j;
+                _mm512_mask_storeu_ps(out + (size_t)(r / G) * ldo + (size_t)(r % G) * hd + c, m, _mm512_add_ps(a[j][0], a[j][1]));
+            }
+        }
+    }
+}
+
+#else  // portable C: the same contracts, plain loops the compiler may vectorise.
+
+void mgk_matvec_f32(float *out, const float *wp, const float *x, int rows, int cols, int accumulate) {
+    const int nb = (rows + 15) / 16;
+    for (int b = 0; b < nb; b++) {
+        float acc[16] = {0};
+        const float *p = wp + (size_t)b * cols * 16;
+        for (int c = 0; c < cols; c++)
+            for (int i = 0; i < 16; i++) acc[i] += p[(size_t)c * 16 + i] * x[c];
+        for (int i = 0; i < 16 && 16 * b + i < rows; i++)
+            out[16 * b + i] = accumulate ? out[16 * b + i] + acc[i] : acc[i];
+    }
+}
+
+void mgk_matmul_f32(float *out, int ldo, const float *wp, const float *x, int ldx, int T, int rows, int cols, int accumulate) {
+    for (int t = 0; t < T; t++) mgk_matvec_f32(out + (size_t)t * ldo, wp, x + (size_t)t * ldx, rows, cols, accumulate);
+}
+
+void mgk_exp_f32(float *out, const float *x, int n) { for (int i = 0; i < n; i++) out[i] = expf(x[i]); }
+
+void mgk_softmax_f32(float *x, int n) {
+    if (n <= 0) return;
+    float m = x[0], s = 0;
+    for (int i = 1; i < n; i++) if (x[i] > m) m = x[i];
+    for (int i = 0; i < n; i++) { x[i] = expf(x[i] - m); s += x[i]; }
+    const float inv = 1.0f / s;
+    for (int i = 0; i < n; i++) x[i] *= inv;
+}
+
+void mgk_swiglu_f32(float *g, const float *u, int n) {
+    for (int i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+void mgk_attention_f32(float *out, float *p, const float *q, const float *k, const float *v,
+                       int n, int hd, int kstride, float scale) {
+    for (int s = 0; s < n; s++) p[s] = 0;
+    for (int i = 0; i < hd; i++)
+        for (int s = 0; s < n; s++) p[s] += q[i] * k[(size_t)i * kstride + s];
+    for (int s = 0; s < n; s++) p[s] *= scale;
+    mgk_softmax_f32(p, n);
+    for (int c = 0; c < hd; c++) out[c] = 0;
+    for (int s = 0; s < n; s++)
+        for (int c = 0; c < hd; c++) out[c] += p[s] * v[(size_t)s * hd + c];
+}
+void mgk_attention_group_f32(float *out, float *p, int pstride, const float *q, const float *k, const float *v,
+                             int G, int n, int hd, int kstride, float scale) {
+    for (int g = 0; g < G; g++)
+        mgk_attention_f32(out + (size_t)g * hd, p + (size_t)g * pstride, q + (size_t)g * hd, k, v, n, hd, kstride, scale);
+}
+void mgk_attention_block_f32(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
+                             const float *k, const float *v, int T, int G, int n0, int hd, int kstride, float scale) {
+    for (int t = 0; t < T; t++)
+        for (int g = 0; g < G; g++) {
+            float *pr = p + (size_t)(t * G + g) * pstride;
+            const int n = n0 + t + 1;
+            mgk_attention_f32(out + (size_t)t * ldo + (size_t)g * hd, pr, q + (size_t)t * ldq + (size_t)g * hd, k, v, n, hd, kstride, scale);
+            for (int s = n; s < n0 + T; s++) pr[s] = 0;
+        }
+}
+#endif
+
+
+

@@ -1,0 +1,44 @@
+#ifndef MGK_INT8_H
+#define MGK_INT8_H
+#include <stdint.h>
+// INT8 weight × FP32 activation kernels (int8.c), phases 5/6.
+//
+// Weights: symmetric per-output-row int8 q (|q| ≤ 127) with a float scale s_r, w ≈ q·s_r.
+// Activations: quantized per call, symmetric, one scale s_x = max|x|/127, stored offset by +128 as
+// u8 (xu = xq + 128) because VNNI's vpdpbusd multiplies u8 × s8; the offset is removed exactly with
+// a per-row bias 128·Σ_c q[r][c] computed at pack time. Every path computes the same int32
+//   acc[r] = Σ_c q[r][c] · xq[c]
+// bit for bit; the float epilogue is out[r] (+)= (float)acc[r] · s_r · s_x in that order.
+//
+// Panel layout: rows padded to 16, cols padded to 4 (cols4); panel b holds 16 rows as
+// groups of 4 columns: wp[((b·cols4/4 + k)·16 + i)·4 + j] = q[16b + i][4k + j].
+
+/// Kernel paths. MGK_I8_AUTO picks the best the CPU supports at run time.
+enum { MGK_I8_AUTO = 0, MGK_I8_PORTABLE = 1, MGK_I8_AVX2 = 2, MGK_I8_VNNI = 3 };
+
+/// Whether `path` can run on this CPU.
+int mgk_i8_path_supported(int path);
+/// The path MGK_I8_AUTO resolves to.
+int mgk_i8_best_path(void);
+
+/// Bytes a panel-packed (rows, cols) int8 matrix occupies (rows → 16s, cols → 4s).
+long mgk_panel_i8_count(int rows, int cols);
+/// Packs row-major int8 `q` (rows, cols) into `wp` and writes bias[r] = 128·Σ_c q[r][c] (rows16 entries).
+void mgk_pack_panel_i8(int8_t *wp, int32_t *bias, const int8_t *q, int rows, int cols);
+
+/// Quantizes x (n) to xu (npad ≥ n, padding = 128, i.e. zero): returns the scale s_x (0 if x = 0).
+float mgk_quantize_activation(uint8_t *xu, const float *x, int n, int npad);
+
+/// Raw int32 products acc (rows16) = Q · xq for one path (tests compare paths bit for bit).
+void mgk_matvec_i8_acc(int32_t *acc, const int8_t *wp, const int32_t *bias, const uint8_t *xu,
+                       int rows, int cols4, int path);
+
+/// out (rows) [+]= dequant(Q · xq): the INT8 decode hot spot (path MGK_I8_AUTO in production).
+void mgk_matvec_i8(float *out, const int8_t *wp, const float *wscale, const int32_t *bias,
+                   const uint8_t *xu, float xscale, int rows, int cols4, int accumulate, int path);
+
+/// out (T, ldo) [+]= per-token dequant(Q · xq_t) for T quantized tokens xu (T, cols4) with scales
+/// xscale (T): each panel read once for all T (batched prefill). Equal to T calls of mgk_matvec_i8.
+void mgk_matmul_i8(float *out, int ldo, const int8_t *wp, const float *wscale, const int32_t *bias,
+                   const uint8_t *xu, const float *xscale, int T, int rows, int cols4, int accumulate, int path);
+#endif
