@@ -210,8 +210,9 @@ public final class DecisionCore {
             recordCount -= 1
             counters.evictions += 1
         }
-        // 3. Prefill this observation.
-        for i in 0..<n { session.step(obsBase + obsTokens[i]) }
+        // 3. Prefill this observation in one batched pass (each weight read once for all tokens).
+        for i in 0..<n { obsTokens[i] += obsBase }
+        session.prefill(UnsafeBufferPointer(rebasing: obsTokens[0..<n]))
         recordLengths[(recordHead + recordCount) % recordLengths.count] = n
         recordCount += 1
         // 4. Decode one intent under the grammar and gate it.

@@ -3,6 +3,7 @@ import Cognition
 import Foundation
 import MiniGPT
 import Observation
+import Runtime
 
 /// `mgpt eval-intents`: how often the model's intent matches the expert's on recorded episodes,
 /// decoded exactly as the daemon decodes (sinks + rolling window of `--window` ticks, constrained
@@ -15,7 +16,8 @@ struct EvalIntentsCommand: ParsableCommand {
 
     @Option(help: "Model folder (with tokenizer.json).") var model: String
     @Option(help: "Sim corpus file (mgpt-sim corpus output, .jsonl).") var corpus: String
-    @Option(help: "Ticks kept in the rolling context (context.window_ticks of robot.json).") var window = 8
+    @Option(help: "robot.json whose controller thresholds and window to use.") var config = "Configs/robot.json"
+    @Option(help: "Ticks kept in the rolling context (default: context.window_ticks of --config).") var window: Int?
     @Option(help: "Score at most this many episodes (0 = all).") var episodes = 0
     @Flag(help: "Print the whole result as JSON.") var json = false
 
@@ -25,9 +27,12 @@ struct EvalIntentsCommand: ParsableCommand {
         guard let data = FileManager.default.contents(atPath: corpus) else {
             throw failure("\(corpus): cannot read the corpus", code: Exit.noInput)
         }
+        let robot: RobotConfig
+        do { robot = try RobotConfig.load(path: config) } catch { throw failure("\(error)", code: 78) }
+        let window = self.window ?? robot.windowTicks
         let session = Session(model: Transformer(weights: weights))
         let vocab = IntentVocabulary(tokenizer: tok)
-        var controller = MetaController()
+        var controller = MetaController(thresholds: robot.thresholds)
         var ticks = 0, correct = 0, kindCorrect = 0, gated = 0, eps = 0
         var confusion = [[Int]](repeating: [Int](repeating: 0, count: Intent.tokenCount), count: Intent.tokenCount)
         var reasons = [GateReason: Int]()
@@ -42,7 +47,7 @@ struct EvalIntentsCommand: ParsableCommand {
             }
             eps += 1
             session.reset()
-            controller = MetaController()
+            controller = MetaController(thresholds: robot.thresholds)
             let sinks = [tok.bosID] + tok.encode(instruction)
             session.prefill(sinks)
             var lengths: [Int] = []
@@ -94,7 +99,7 @@ struct EvalIntentsCommand: ParsableCommand {
             rows.append([Intent.all[i].text] + row.map(String.init))
         }
         print(table(rows))
-        print("\ncontroller reasons (robot.json defaults): " + reasonCounts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+        print("\ncontroller reasons (thresholds of \(config)): " + reasonCounts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
         for (k, v) in signals.sorted(by: { $0.key < $1.key }) {
             print("\(k): " + v.sorted { $0.key < $1.key }.map { "\($0.key)=\(fmt($0.value, 3))" }.joined(separator: " "))
         }
