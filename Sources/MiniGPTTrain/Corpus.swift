@@ -19,6 +19,10 @@ public struct TokenStream: Sendable, Equatable {
     public var bytes: Int
     /// Unicode scalars the tokens stand for.
     public var characters: Int
+    /// Targets that differ from the next input token (nil = plain next-token prediction):
+    /// predicting position i means predicting `labels[i]` while the input there is `tokens[i]`.
+    /// A sim corpus puts the frame-end marker in the input and the intent in the label.
+    public var labels: [Int32]? = nil
     /// Where training windows may start (nil = anywhere). A sim corpus starts every window at a
     /// segment's <|bos|>, so the model sees contexts shaped like the daemon's: sinks, then ticks.
     public var starts: [Int]? = nil
@@ -35,7 +39,7 @@ public struct TokenStream: Sendable, Equatable {
         for t in 0..<T where start + t < tokens.count {
             ids[t] = tokens[start + t]
             let next = start + t + 1
-            if next < tokens.count && (predict?[next] ?? true) { targets[t] = tokens[next] }
+            if next < tokens.count && (predict?[next] ?? true) { targets[t] = labels?[next] ?? tokens[next] }
         }
         return (ids, targets)
     }
@@ -63,8 +67,11 @@ public struct TokenStream: Sendable, Equatable {
     /// The tokens from `range` as their own stream (bytes/characters scaled by the share).
     public func slice(_ range: Range<Int>) -> TokenStream {
         let share = Double(range.count) / Double(max(tokens.count, 1))
-        return TokenStream(tokens: Array(tokens[range]), predict: predict.map { Array($0[range]) },
-                           bytes: Int(Double(bytes) * share), characters: Int(Double(characters) * share))
+        var out = TokenStream(tokens: Array(tokens[range]), predict: predict.map { Array($0[range]) },
+                              bytes: Int(Double(bytes) * share), characters: Int(Double(characters) * share))
+        out.labels = labels.map { Array($0[range]) }
+        out.starts = starts?.filter { range.contains($0) }.map { $0 - range.lowerBound }
+        return out
     }
 }
 
@@ -90,8 +97,9 @@ public struct TextCorpus: TokenCorpus {
 /// A simulator corpus (JSONL, one episode a line):
 /// `{"instruction": "…", "ticks": [{"obs": [3, 17], "intent": 5}, …]}`.
 /// Each episode becomes overlapping segments shaped like the daemon's context: <|bos|> instruction,
-/// then 8 ticks of <|obs_k|>… <|intent_j|> (stride 4); training windows start at segment starts and
-/// only intent tokens are predicted.
+/// then 8 ticks of <|obs_k|>… frame-end marker (stride 4); training windows start at segment
+/// starts. Only intents are predicted: at each frame's last token the label is the expert's
+/// intent while the input that follows is the marker, so actions never enter the context.
 public struct SimCorpus: TokenCorpus {
     /// Ticks per training segment: `context.window_ticks` of the shipped robot.json.
     public static let segmentTicks = 8
@@ -100,9 +108,11 @@ public struct SimCorpus: TokenCorpus {
 
     /// Parses and encodes `data` (the file's bytes); errors name `path` and the line.
     public init(data: [UInt8], path: String, tokenizer: Tokenizer) throws {
-        var tokens: [Int32] = [], predict: [Bool] = [], starts: [Int] = []
+        var tokens: [Int32] = [], predict: [Bool] = [], starts: [Int] = [], labels: [Int32] = []
         var bytes = 0, chars = 0
-        func add(_ t: Int, _ p: Bool) { tokens.append(Int32(t)); predict.append(p) }
+        func add(_ t: Int, _ p: Bool, label: Int? = nil) {
+            tokens.append(Int32(t)); predict.append(p); labels.append(Int32(label ?? t))
+        }
         var lineNo = 0
         for line in data.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
             lineNo += 1
@@ -144,13 +154,14 @@ public struct SimCorpus: TokenCorpus {
                 for t in instructionIDs { add(t, false) }
                 for (obs, intent) in mapped[s0..<min(s0 + Self.segmentTicks, mapped.count)] {
                     for o in obs { add(o, false) }
-                    add(intent, true)
+                    add(tokenizer.frameEndTokenID, true, label: intent)
                 }
                 s0 += Self.segmentTicks / 2
             } while s0 + Self.segmentTicks / 2 < mapped.count
         }
         var st = TokenStream(tokens: tokens, predict: predict, bytes: bytes, characters: chars)
         st.starts = starts
+        st.labels = labels
         stream = st
     }
 
@@ -190,13 +201,17 @@ public enum CorpusLoader {
         let anyMask = parts.contains { $0.predict != nil }
         var mask: [Bool] = []
         var starts: [Int]? = nil
+        let anyLabels = parts.contains { $0.labels != nil }
+        var labels: [Int32] = []
         for s in parts {
             if let st = s.starts { starts = (starts ?? []) + st.map { $0 + out.tokens.count } }
+            if anyLabels { labels += s.labels ?? s.tokens }
             out.tokens += s.tokens; out.bytes += s.bytes; out.characters += s.characters
             if anyMask { mask += s.predict ?? Array(repeating: true, count: s.tokens.count) }
         }
         out.predict = anyMask ? mask : nil
         out.starts = starts
+        out.labels = anyLabels ? labels : nil
         return out
     }
 

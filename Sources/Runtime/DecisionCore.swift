@@ -77,12 +77,13 @@ public final class DecisionCore {
     private var lastFrameAt: UInt64 = 0
     private let startedAt: UInt64
     private let obsBase: Int
+    private let frameEnd: Int
     private let obsTokens: UnsafeMutableBufferPointer<Int>
     private let sinkLength: Int
     // Ring of context records (observation tokens + the intent that followed), oldest first.
     private let recordLengths: UnsafeMutableBufferPointer<Int>
     private var recordHead = 0, recordCount = 0
-    private var pendingIntentToken = -1
+    private var pendingMarker = -1
     private var last: TickResult
     private let staleNanos: UInt64
 
@@ -99,6 +100,7 @@ public final class DecisionCore {
                 "reserves \(tokenizer.observationTokenCount) observation tokens; the encoder needs \(ObservationEncoder.tokenCount)")
         }
         obsBase = tokenizer.observationTokenID(0)
+        frameEnd = tokenizer.frameEndTokenID
         session = Session(model: model)
         let sinks = [tokenizer.bosID] + tokenizer.encode(config.instruction)
         let need = sinks.count + ObservationEncoder.maxTokensPerFrame + 2
@@ -196,11 +198,12 @@ public final class DecisionCore {
     private func think(_ base: TickResult) -> TickResult {
         var r = base
         let n = encoder.encode(latest, into: obsTokens)
-        // 1. Complete the previous record with the intent that was actually published.
-        if pendingIntentToken >= 0 {
-            session.step(pendingIntentToken)
+        // 1. Complete the previous record with the frame-end marker (deferred to keep it off the
+        //    previous tick's latency).
+        if pendingMarker >= 0 {
+            session.step(pendingMarker)
             recordLengths[(recordHead + recordCount - 1) % recordLengths.count] += 1
-            pendingIntentToken = -1
+            pendingMarker = -1
         }
         // 2. Keep the window: evict the oldest records (StreamingLLM: the instruction sinks stay).
         while recordCount > 0 && (recordCount >= config.windowTicks
@@ -224,7 +227,10 @@ public final class DecisionCore {
         r.ranModel = true
         r.tokensIn = n
         r.observationSeq = Int64(truncatingIfNeeded: latest.seq)
-        pendingIntentToken = intents.tokenID(r.decision.intent.index)
+        // The frame ends with the marker, never with an intent: actions do not enter the context.
+        // (Fed-back intents made the policy copy itself — measured: with the published intent the
+        // robot held STOP for a whole episode, with its own proposal it drove FORWARD into walls.)
+        pendingMarker = frameEnd
         counters.modelRuns += 1
         return r
     }

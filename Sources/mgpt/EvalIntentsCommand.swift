@@ -6,8 +6,8 @@ import Observation
 import Runtime
 
 /// `mgpt eval-intents`: how often the model's intent matches the expert's on recorded episodes,
-/// decoded exactly as the daemon decodes (sinks + rolling window of `--window` ticks, constrained
-/// to the intent grammar), with the expert's intent fed back after each tick (teacher forcing).
+/// decoded exactly as the daemon decodes (sinks + rolling window of `--window` ticks, each frame's
+/// observation tokens then the frame-end marker; one intent constrained to the grammar per frame).
 struct EvalIntentsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval-intents",
@@ -70,7 +70,7 @@ struct EvalIntentsCommand: ParsableCommand {
                 if Intent(index: p.index)?.kind == Intent(index: expert)?.kind { kindCorrect += 1 }
                 if d.gated { gated += 1 }
                 confusion[expert][p.index] += 1
-                session.step(vocab.tokenID(expert))  // teacher forcing: the expert's intent enters the context
+                session.step(tok.frameEndTokenID)  // as the daemon: the frame-end marker, never an intent
                 lengths.append(obs.count + 1)
             }
         }

@@ -115,11 +115,19 @@ struct TrainerTests {
         {"instruction": "door", "ticks": [{"obs": [], "intent": 3}]}
         """
         let s = try SimCorpus(data: Array(jsonl.utf8), path: "x.jsonl", tokenizer: tok).stream
-        let predicted = zip(s.tokens, try #require(s.predict)).filter { $1 }.map { Int($0.0) }
-        #expect(predicted == [tok.intentTokenID(1), tok.intentTokenID(2), tok.intentTokenID(3)])
+        // The input holds the frame-end marker where the label holds the intent: actions never
+        // enter the context.
+        let labels = try #require(s.labels)
+        let predictedInputs = zip(s.tokens, try #require(s.predict)).filter { $1 }.map { Int($0.0) }
+        let predictedLabels = zip(labels, try #require(s.predict)).filter { $1 }.map { Int($0.0) }
+        #expect(predictedLabels == [tok.intentTokenID(1), tok.intentTokenID(2), tok.intentTokenID(3)])
+        #expect(predictedInputs == [tok.frameEndTokenID, tok.frameEndTokenID, tok.frameEndTokenID])
+        #expect(!s.tokens.contains { (tok.intentTokenID(0)..<tok.intentTokenID(0) + 4).contains(Int($0)) })
         #expect(s.tokens.first == Int32(tok.bosID))
+        // One segment per episode here: <|bos|> "go" 3 7 end 0 end, then "door".
+        #expect(s.starts == [0, 1 + tok.encode("go").count + 5])
         let w = s.window(start: 0, T: s.tokens.count - 1)
-        #expect(w.targets.filter { $0 >= 0 }.count == 3)
+        #expect(w.targets.filter { $0 >= 0 } == [tok.intentTokenID(1), tok.intentTokenID(2), tok.intentTokenID(3)].map(Int32.init))
         do {
             _ = try SimCorpus(data: Array("{\"instruction\": \"go\", \"ticks\": [{\"obs\": [9], \"intent\": 0}]}".utf8), path: "bad.jsonl", tokenizer: tok)
             Issue.record("expected an error")

@@ -69,6 +69,12 @@ public final class Tokenizer: Sendable {
         return padID + 1 + k
     }
 
+    /// The "frame end, decide now" marker: the last reserved observation token. A robot context is
+    /// sinks, then per tick the frame's observation tokens and this marker; the intent is predicted
+    /// at the frame's last token but never enters the context (so the policy cannot copy its own
+    /// previous action — the "copycat" failure of behaviour cloning with action history).
+    public var frameEndTokenID: Int { observationTokenID(observationTokenCount - 1) }
+
     /// The id of intent token k, k in 0..<intentTokenCount.
     public func intentTokenID(_ k: Int) -> Int {
         precondition(k >= 0 && k < intentTokenCount, "intent token \(k) outside 0..<\(intentTokenCount)")
