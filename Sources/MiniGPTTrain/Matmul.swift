@@ -1,4 +1,5 @@
 import Foundation
+import MiniGPT
 
 // The matmul op and the GEMM under it: the hot spot of training (≈ 90 % of the flops at the
 // default shape).
@@ -12,22 +13,9 @@ import Foundation
 //   backward dw (OC, IC)  += doutᵀ · inp (N, IC)  → A = doutᵀ (OC, N), transposed once per call
 // Transposes cost O(rows·cols) moves against O(rows·cols·K) multiply-adds.
 
-/// Scratch for the transposed operands of `matmulForward` / `matmulBackward` (one per thread).
-public final class GemmWorkspace: @unchecked Sendable {
-    /// Scratch floats.
-    public let pointer: FloatPtr
-    /// Capacity in floats.
-    public let count: Int
-
-    /// A workspace of `count` floats.
-    public init(count: Int) {
-        self.count = count
-        pointer = .allocate(capacity: max(count, 1))
-        pointer.initialize(repeating: 0, count: max(count, 1))
-    }
-
-    deinit { pointer.deallocate() }
-}
+/// Scratch for the transposed operands of `matmulForward` / `matmulBackward` (one per thread):
+/// the engine's aligned `FloatBuffer`.
+public typealias GemmWorkspace = FloatBuffer
 
 /// out (rows, cols) = in (cols, rows)ᵀ, in 16×16 tiles for cache locality.
 @inline(__always) func transpose(_ out: FloatPtr, _ inp: ConstFloatPtr, rows: Int, cols: Int) {

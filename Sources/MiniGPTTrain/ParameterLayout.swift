@@ -119,22 +119,10 @@ public struct ParameterLayout: Sendable {
 }
 
 /// One contiguous, zero-initialised float buffer with the parameter layout (parameters,
-/// gradients, AdamW moments).
-public final class ParameterBuffer: @unchecked Sendable {
-    /// First float.
-    public let pointer: FloatPtr
-    /// Number of floats.
-    public let count: Int
+/// gradients, AdamW moments): the engine's 64-byte aligned `FloatBuffer`.
+public typealias ParameterBuffer = FloatBuffer
 
-    /// `count` zeroed floats.
-    public init(count: Int) {
-        self.count = count
-        pointer = .allocate(capacity: max(count, 1))
-        pointer.initialize(repeating: 0, count: max(count, 1))
-    }
-
-    deinit { pointer.deallocate() }
-
+extension FloatBuffer {
     /// Sets every float to 0.
     public func zero() { pointer.update(repeating: 0, count: count) }
 

@@ -212,23 +212,4 @@ struct JSONReader {
 }
 
 /// Appends `s` as a JSON string literal (quotes, escapes; non-ASCII written as raw UTF-8).
-func appendJSONString(_ s: String, to out: inout String) {
-    out += "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if u.value < 0x20 {
-                let h = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-            } else {
-                out.unicodeScalars.append(u)
-            }
-        }
-    }
-    out += "\""
-}
+func appendJSONString(_ s: String, to out: inout String) { out += jsonString(s) }
