@@ -9,6 +9,8 @@ public struct IntentVocabulary: Sendable, Equatable {
     public let firstTokenID: Int
     /// Number of intents (`Intent.tokenCount`).
     public let count: Int
+    /// Verb (`Intent.Kind`) index of each intent, in `0..<8` (a SIMD8 lane per verb).
+    let kindOf: [Int]
 
     /// The block as the tokenizer reserves it.
     public init(tokenizer: Tokenizer) {
@@ -16,12 +18,18 @@ public struct IntentVocabulary: Sendable, Equatable {
                      "tokenizer reserves \(tokenizer.intentTokenCount) intent tokens, the grammar needs \(Intent.tokenCount)")
         firstTokenID = tokenizer.intentTokenID(0)
         count = Intent.tokenCount
+        kindOf = Self.kinds(count)
+    }
+
+    static func kinds(_ count: Int) -> [Int] {
+        (0..<count).map { i in Intent(index: i).map { Intent.Kind.allCases.firstIndex(of: $0.kind)! } ?? 0 }
     }
 
     /// A block given directly (tests).
     public init(firstTokenID: Int, count: Int) {
         self.firstTokenID = firstTokenID
         self.count = count
+        kindOf = Self.kinds(count)
     }
 
     /// Token id of intent `index`.
@@ -30,11 +38,13 @@ public struct IntentVocabulary: Sendable, Equatable {
 
 /// The model's proposal for this tick, decoded under the intent grammar, with its uncertainty.
 public struct IntentProposal: Sendable, Equatable {
-    /// Proposed intent index (`Intent(index:)`).
+    /// Proposed intent index (`Intent(index:)`): the most likely verb, then its most likely argument.
     public var index: Int
-    /// p(intent | context, "an intent comes next"): softmax renormalised over the intent block.
+    /// Probability of the proposed *verb* (its argument levels summed), softmax renormalised over
+    /// the intent block: how sure the model is about what to do, not how fast.
     public var probability: Float
-    /// Entropy (nats) of that renormalised distribution: 0 = certain, ln(count) = uniform.
+    /// Entropy (nats) of the verb distribution: 0 = certain, ln 6 ≈ 1.79 = uniform over verbs.
+    /// Uncertainty between argument levels (TURN_RIGHT(0.5) vs (1.0)) does not count here.
     public var entropy: Float
     /// Probability mass the unconstrained model puts on the intent block at all: low mass means
     /// the context looks unlike anything seen in training (the grammar is forcing the answer).
@@ -51,27 +61,34 @@ public struct IntentProposal: Sendable, Equatable {
 
 /// Constrained decoding of one intent token (allocation-free).
 public enum IntentDecoding {
-    /// Picks the most likely intent in `vocab` from full-vocabulary `logits` (ties: lowest index)
-    /// and measures its probability, entropy and the grammar mass.
+    /// Picks the most likely verb in `vocab` (argument levels summed), then that verb's most
+    /// likely argument, from full-vocabulary `logits`; measures the verb's probability and the verb
+    /// entropy, and the grammar mass. Ties: lowest index. Allocation-free (verbs in SIMD8 lanes).
     public static func decode(_ logits: UnsafeBufferPointer<Float>, vocab: IntentVocabulary) -> IntentProposal {
-        // Log-sum-exp over the whole vocabulary and over the block, sharing one max for stability.
         var m = -Float.infinity
         for v in logits where v > m { m = v }
         var zAll: Float = 0
         for v in logits { zAll += expf(v - m) }
-        var best = 0
-        var zBlock: Float = 0, weighted: Float = 0
+        var kindMass = SIMD8<Float>(repeating: 0)
+        var zBlock: Float = 0
         for k in 0..<vocab.count {
-            let l = logits[vocab.tokenID(k)]
-            if l > logits[vocab.tokenID(best)] { best = k }
-            let e = expf(l - m)
+            let e = expf(logits[vocab.tokenID(k)] - m)
+            kindMass[vocab.kindOf[k]] += e
             zBlock += e
-            weighted += e * (l - m)
         }
-        // H = log Z − E[l − m] for p ∝ e^(l − m) restricted to the block.
-        let entropy = max(0, logf(zBlock) - weighted / zBlock)
-        let pBest = expf(logits[vocab.tokenID(best)] - m) / zBlock
-        return IntentProposal(index: best, probability: pBest, entropy: entropy, grammarMass: zBlock / zAll)
+        var bestKind = 0
+        for j in 1..<8 where kindMass[j] > kindMass[bestKind] { bestKind = j }
+        var best = -1
+        for k in 0..<vocab.count where vocab.kindOf[k] == bestKind {
+            if best < 0 || logits[vocab.tokenID(k)] > logits[vocab.tokenID(best)] { best = k }
+        }
+        var entropy: Float = 0
+        for j in 0..<8 where kindMass[j] > 0 {
+            let p = kindMass[j] / zBlock
+            entropy -= p * logf(p)
+        }
+        return IntentProposal(index: max(best, 0), probability: kindMass[bestKind] / zBlock,
+                              entropy: max(0, entropy), grammarMass: zBlock / zAll)
     }
 }
 

@@ -13,13 +13,22 @@ import Observation
         return l
     }
 
-    @Test func uniformBlockHasMaximalEntropy() {
+    @Test func uniformIntentsGiveVerbMarginals() {
+        // 13 equally likely intents: verbs STOP, DONE, BACKUP 1/13 each, FORWARD 4/13, turns 3/13.
         let l = logits(-50, Dictionary(uniqueKeysWithValues: (20..<33).map { ($0, 1) }))
         let p = l.withUnsafeBufferPointer { IntentDecoding.decode($0, vocab: vocab) }
-        #expect(p.index == 0)
-        #expect(abs(p.entropy - logf(13)) < 1e-4)
-        #expect(abs(p.probability - 1.0 / 13) < 1e-5)
+        #expect(p.index == 3)  // FORWARD, its first level on ties
+        #expect(abs(p.probability - 4.0 / 13) < 1e-5)
+        let q: [Float] = [1, 1, 1, 4, 3, 3].map { $0 / 13 }
+        #expect(abs(p.entropy - q.reduce(0) { $0 - $1 * logf($1) }) < 1e-4)
         #expect(p.grammarMass > 0.999)
+    }
+
+    @Test func argumentUncertaintyIsNotVerbUncertainty() {
+        // TURN_RIGHT(0.5) and TURN_RIGHT(1.0) (indices 11, 12) equally likely: the verb is certain.
+        let l = logits(-30, [31: 5, 32: 5])
+        let p = l.withUnsafeBufferPointer { IntentDecoding.decode($0, vocab: vocab) }
+        #expect(p.index == 11 && p.probability > 0.999 && p.entropy < 1e-3)
     }
 
     @Test func peakedBlockIsConfidentAndIgnoresTokensOutsideTheGrammar() {
