@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Closed-loop evaluation of a robot model: mgptd drives the simulated robot (mgpt-sim run) through
-# N held-out scenarios, one after another, at 3x real time; prints each episode's metrics and the
+# N held-out scenarios, one after another, at 3x real time (at most 30 s each); prints each episode's metrics and the
 # goal rate.   scripts/eval-robot.sh [--episodes 10] [--config Configs/robot.json] [--families pillars,zigzag]
 # (pillars and zigzag are the simulator's held-out layout families: never in the training corpus).
 set -euo pipefail
@@ -26,7 +26,7 @@ for i in $(seq 1 "$EPISODES"); do
   d=$!
   sleep 0.5
   line=$("$BIN/mgpt-sim" run --family "$FAMILY" --seed $((SEED + i)) --rate 150 --publish-every 5 \
-           --endpoint tcp://127.0.0.1:5555 --intent-endpoint tcp://127.0.0.1:5556 --seconds 60 | tail -1)
+           --endpoint tcp://127.0.0.1:5555 --intent-endpoint tcp://127.0.0.1:5556 --seconds 30 | tail -1)
   kill -TERM $d; wait $d || true
   echo "episode $i (family $FAMILY, seed $((SEED + i))): $line"
   case "$line" in *goal_reached=true*|*goal_reached=1*) goals=$((goals + 1)) ;; esac

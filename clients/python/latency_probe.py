@@ -8,7 +8,9 @@ Acts as the sensor feeder (binds a PUB on --obs, like mgpt-sim) and as a subscri
 intents (connects a SUB to --out). Each frame carries a new `seq`; when an intent with
 `fresh: true` and `obs_seq == seq` arrives, latency = its receive time − the frame's send time
 (both CLOCK_MONOTONIC on this host). The daemon ticks on its own clock, so the figure includes the
-wait for the next tick (up to one period) plus the tick itself. Frames come from --frames-file
+wait for the next tick (up to one period; frames are sent with a random phase so that wait is
+sampled uniformly) plus the tick itself. The intent's `obs_age_us` gives the frame-arrival →
+decision part alone. Frames come from --frames-file
 (JSON lines of obs payloads, e.g. recorded with mgpt-sim) or are synthetic. Last line:
 `e2e_p50_us=… e2e_p99_us=… e2e_max_us=… matched=… sent=…`.
 """
@@ -70,7 +72,9 @@ def main():
             sent[seq] = time.monotonic_ns()
             pub.send_multipart([b"obs", payload])
             seq += 1
-            next_send += period
+            # Random phase: a fixed send period commensurate with the daemon's tick would lock the
+            # wait-for-next-tick part of the latency to one value.
+            next_send += period * rng.uniform(0.5, 1.5)
             if seq == args.frames:
                 deadline = time.monotonic() + 1.0
         if deadline and time.monotonic() > deadline:
