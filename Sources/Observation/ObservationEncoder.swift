@@ -9,7 +9,8 @@
 ///
 /// 1. scanner: 5 sector tokens `L, FL, F, FR, R`, each the sector's minimum range bucketed into
 ///    `blocked / near / mid / far` — or the single token `scan_missing` when the scan is absent;
-/// 2. motion: one of `stopped / slow / fast / reverse` (from odometry speed);
+/// 2. motion: one of `stopped / slow / fast / reverse` (from odometry speed), then `turning_left` /
+///    `turning_right` when the odometry turn rate exceeds `turningRate`;
 /// 3. camera: up to 2 detections (nearest first), each `colour` + `where` (bearing × distance),
 ///    or the single token `no_detection`;
 /// 4. `bump` when the bumper is pressed; `battery_low` / `battery_critical` when low.
@@ -17,9 +18,9 @@
 /// `encode(_:into:)` allocates nothing when `out` already has capacity `maxTokensPerFrame`.
 public struct ObservationEncoder: Sendable {
     /// Number of distinct observation token indices this encoder can emit (≤ 64).
-    public static let tokenCount = 50
+    public static let tokenCount = 52
     /// Upper bound on the number of tokens emitted for one frame.
-    public static let maxTokensPerFrame = 12
+    public static let maxTokensPerFrame = 13
     /// Detections encoded per frame (nearest first); more are ignored.
     public static let maxDetections = 2
 
@@ -73,6 +74,14 @@ public struct ObservationEncoder: Sendable {
     public static let batteryCritical = 45
     /// First motion token: stopped, slow, fast, reverse.
     public static let motionBase = 46
+    /// Turning left (odometry turn rate above `turningRate`): proprioception, so a policy whose
+    /// context holds no actions still knows which way it is already turning.
+    public static let turningLeft = 50
+    /// Turning right (turn rate below −`turningRate`).
+    public static let turningRight = 51
+    /// Turn rate (rad/s) above which the robot counts as turning: a quarter of the slowest commanded
+    /// turn (TURN_*(0.25) × 2 rad/s = 0.5 rad/s).
+    public static let turningRate: Float = 0.125
 
     /// Scanner beams (indices into `ranges`, beam i at i·22.5° CCW) that make up each sector, as
     /// `encode` reads them: L = 67.5°, 90°; FL = 45°; F = −22.5°, 0°, 22.5°; FR = −45°;
@@ -114,6 +123,8 @@ public struct ObservationEncoder: Sendable {
         }
         // 2. Motion from odometry.
         out[n] = Self.motionBase + Self.motionLevel(frame.odom.v); n += 1
+        if frame.odom.w > Self.turningRate { out[n] = Self.turningLeft; n += 1 }
+        else if frame.odom.w < -Self.turningRate { out[n] = Self.turningRight; n += 1 }
         // 3. Camera: the nearest `maxDetections` detections (frames list them nearest first, but
         //    a faulty sender may not: pick the nearest without sorting, to stay allocation-free).
         let dets = frame.detections
@@ -202,6 +213,8 @@ public struct ObservationEncoder: Sendable {
         case batteryLow: return "battery_low"
         case batteryCritical: return "battery_critical"
         case motionBase..<(motionBase + 4): return motions[k - motionBase]
+        case turningLeft: return "turning_left"
+        case turningRight: return "turning_right"
         default: return nil
         }
     }

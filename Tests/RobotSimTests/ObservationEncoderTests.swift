@@ -8,8 +8,9 @@ import Observation
     let enc = ObservationEncoder()
 
     @Test func tokenLayoutFitsTheReservedBlock() {
-        #expect(ObservationEncoder.tokenCount <= 64)
-        #expect(ObservationEncoder.maxTokensPerFrame <= 12)
+        // The last reserved observation token (63) is the engine's frame-end marker.
+        #expect(ObservationEncoder.tokenCount <= 63)
+        #expect(ObservationEncoder.maxTokensPerFrame <= 13)
         var names = Set<String>()
         for k in 0..<ObservationEncoder.tokenCount {
             let name = ObservationEncoder.tokenName(k)
@@ -36,7 +37,21 @@ import Observation
         // Nearest two detections only (red close ahead, then orange → colour_other far right).
         #expect(names == ["L_mid", "FL_near", "F_blocked", "FR_far", "R_near", "fast",
                           "red", "ahead_close", "colour_other", "far_right_far", "bump", "battery_low"])
-        #expect(n == ObservationEncoder.maxTokensPerFrame)
+        #expect(n == ObservationEncoder.maxTokensPerFrame - 1)  // not turning: no turning token
+    }
+
+    @Test func turningIsObserved() {
+        var out = [Int]()
+        var f = makeFrame(v: 0)
+        f.odom.w = 0.5
+        enc.encode(f, into: &out)
+        #expect(out.map { ObservationEncoder.tokenName($0)! }.contains("turning_left"))
+        f.odom.w = -0.5
+        enc.encode(f, into: &out)
+        #expect(out.map { ObservationEncoder.tokenName($0)! }.contains("turning_right"))
+        f.odom.w = 0.05
+        enc.encode(f, into: &out)
+        #expect(!out.map { ObservationEncoder.tokenName($0)! }.contains { $0.hasPrefix("turning") })
     }
 
     @Test func missingScanAndNoDetections() {
