@@ -3,7 +3,7 @@
 #   1. the simulator writes the corpus (expert-labelled episodes, 20 % with sensor faults),
 #   2. mgpt trains the default phase-15 shape on it (Configs/train/robot.json, loss on intents),
 #   3. the model is scored: intent match vs the expert on held-out scenario families.
-# Takes ~15 minutes on 2 cores. Closed-loop goal rate: scripts/eval-robot.sh.
+# Takes about 5 minutes on an idle 2-core machine. Closed-loop goal rate: scripts/eval-robot.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
