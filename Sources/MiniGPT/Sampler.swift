@@ -9,12 +9,28 @@ public struct SamplingOptions: Sendable, Equatable {
     /// Nucleus sampling: keep the smallest set of tokens whose probability reaches `topP` (1 = off)
     /// (Holtzman et al. 2019, "The Curious Case of Neural Text Degeneration").
     public var topP: Float
+    /// Entropy-aware decoding (phase 13): when > 0, each step's temperature is scaled by
+    /// `clamp(H / entropyReference, minTemperatureScale, 1)`, where H is the entropy (nats) of the
+    /// step's distribution at temperature 1. Confident steps sample close to greedy (no random
+    /// derailment where the model is sure); uncertain steps keep the full temperature. 0 = off.
+    public var entropyReference: Float
+    /// Lower bound of the entropy-aware temperature scale.
+    public var minTemperatureScale: Float
 
     /// Greedy by default.
-    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1) {
+    public init(temperature: Float = 0, topK: Int = 0, topP: Float = 1, entropyReference: Float = 0,
+                minTemperatureScale: Float = 0.1) {
         self.temperature = temperature
         self.topK = topK
         self.topP = topP
+        self.entropyReference = entropyReference
+        self.minTemperatureScale = minTemperatureScale
+    }
+
+    /// The temperature used for a step whose distribution has entropy `entropy` (nats, at T = 1).
+    public func effectiveTemperature(entropy: Float) -> Float {
+        guard entropyReference > 0 else { return temperature }
+        return temperature * min(1, max(minTemperatureScale, entropy / entropyReference))
     }
 }
 
@@ -62,11 +78,13 @@ public struct Sampler: Sendable {
         let V = logits.count
         precondition(V <= probs.count, "logits wider than the sampler's vocabulary")
         if options.temperature <= 0 { return Self.argmax(logits) }
+        let temperature = options.entropyReference > 0
+            ? options.effectiveTemperature(entropy: Self.entropy(logits)) : options.temperature
         let p = probs.pointer
         var m = -Float.infinity
         for v in logits where v > m { m = v }
         var z: Float = 0
-        for i in 0..<V { let e = expf((logits[i] - m) / options.temperature); p[i] = e; z += e }
+        for i in 0..<V { let e = expf((logits[i] - m) / temperature); p[i] = e; z += e }
         for i in 0..<V { p[i] /= z }
         let k = options.topK > 0 ? min(options.topK, V) : V
         if k == V && options.topP >= 1 {

@@ -80,6 +80,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Softmax temperature; 0 is greedy.") var temperature: Float = 0.8
     @Option(help: "Keep the k most likely tokens (0 = off).") var topK: Int = 0
     @Option(help: "Nucleus sampling threshold (1 = off).") var topP: Float = 0.95
+    @Option(help: "Entropy-aware decoding: scale the temperature by the step's entropy / this many nats (0 = off).") var entropyReference: Float = 0
     @Option(help: "Sampling seed.") var seed: UInt64 = 1
     @Option(help: "Tokens to generate.") var maxTokens: Int = 200
     @Flag(help: "Print timing and op counts to stderr at the end.") var stats = false
@@ -89,6 +90,7 @@ struct GenerateCommand: ParsableCommand {
         guard topP > 0 && topP <= 1 else { throw ValidationError("--top-p must be in (0, 1]") }
         guard topK >= 0 else { throw ValidationError("--top-k must be >= 0") }
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be >= 0") }
+        guard entropyReference >= 0 else { throw ValidationError("--entropy-reference must be >= 0") }
     }
 
     func run() throws {
@@ -99,7 +101,7 @@ struct GenerateCommand: ParsableCommand {
             throw failure("\(model): tokenizer has \(tok.vocabSize) tokens but config.json says vocab_size \(c.vocabSize)", code: Exit.dataError)
         }
         let session = Session(model: Transformer(weights: weights))
-        var sampler = Sampler(vocabSize: c.vocabSize, options: .init(temperature: temperature, topK: topK, topP: topP), seed: seed)
+        var sampler = Sampler(vocabSize: c.vocabSize, options: .init(temperature: temperature, topK: topK, topP: topP, entropyReference: entropyReference), seed: seed)
         var ids = [tok.bosID] + tok.encode(prompt)
         if ids.count > c.maxPositionEmbeddings { ids = Array(ids.suffix(c.maxPositionEmbeddings)) }
         FileHandle.standardOutput.write(Data(prompt.utf8))

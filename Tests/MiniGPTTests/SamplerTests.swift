@@ -32,6 +32,27 @@ import Testing
         #expect(draws == [3, 6])
     }
 
+    @Test func entropyAwareDecodingCoolsConfidentSteps() {
+        let opts = SamplingOptions(temperature: 1, entropyReference: 2, minTemperatureScale: 0.1)
+        #expect(opts.effectiveTemperature(entropy: 0.05) == 0.1)
+        #expect(opts.effectiveTemperature(entropy: 1) == 0.5)
+        #expect(opts.effectiveTemperature(entropy: 3) == 1)
+        // A confident step (entropy ≈ 0.6 nats): plain sampling at T=1 picks the runner-up now and
+        // then; entropy-aware sampling at the same seed almost never does.
+        let confident: [Float] = [4, 2, 0, 0, 0, 0, 0, 0]
+        var plain = Sampler(vocabSize: 8, options: .init(temperature: 1), seed: 3)
+        var aware = Sampler(vocabSize: 8, options: opts, seed: 3)
+        let plainOff = (0..<2000).filter { _ in confident.withUnsafeBufferPointer { plain.sample($0) } != 0 }.count
+        let awareOff = (0..<2000).filter { _ in confident.withUnsafeBufferPointer { aware.sample($0) } != 0 }.count
+        #expect(plainOff > 200 && awareOff < plainOff / 10, "plain \(plainOff) vs aware \(awareOff)")
+        // A flat step keeps the full temperature: the same draws as plain sampling.
+        let flat = [Float](repeating: 0, count: 8)
+        var p2 = Sampler(vocabSize: 8, options: .init(temperature: 1), seed: 4)
+        var a2 = Sampler(vocabSize: 8, options: opts, seed: 4)
+        let same = (0..<200).allSatisfy { _ in flat.withUnsafeBufferPointer { p2.sample($0) } == flat.withUnsafeBufferPointer { a2.sample($0) } }
+        #expect(same)
+    }
+
     @Test func entropyOfUniformIsLogN() {
         let u = [Float](repeating: 0.3, count: 16)
         #expect(abs(u.withUnsafeBufferPointer { Sampler.entropy($0) } - logf(16)) < 1e-5)
