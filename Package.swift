@@ -66,8 +66,9 @@ let package = Package(
             .product(name: "Histogram", package: "hdrhistogram-swift"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // mgpt-sim also wires the engine in for `mgpt-sim dagger` (the RobotSim library does not).
         .executableTarget(name: "mgpt-sim", dependencies: [
-            "RobotSim", "Observation", "Wire",
+            "RobotSim", "Observation", "Wire", "MiniGPT", "Cognition",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "sim/Sources/mgpt-sim"),
         .executableTarget(name: "mgptd", dependencies: [

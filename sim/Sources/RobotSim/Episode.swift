@@ -14,6 +14,9 @@ public struct EpisodeResult: Sendable, Equatable {
     public var decisions = 0
     /// Ticks with at least one active sensor fault.
     public var faultTicks = 0
+
+    /// An empty result.
+    public init() {}
 }
 
 /// One recorded decision: the observation tokens of the frame and the intent taken.
@@ -22,6 +25,12 @@ public struct DecisionRecord: Sendable, Equatable {
     public var obs: [Int]
     /// Intent index (`Intent.index`).
     public var intent: Int
+
+    /// A decision with every field given.
+    public init(obs: [Int], intent: Int) {
+        self.obs = obs
+        self.intent = intent
+    }
 }
 
 /// A recorded expert episode, ready for the corpus.
@@ -36,6 +45,15 @@ public struct EpisodeRecord: Sendable, Equatable {
     public var decisions: [DecisionRecord]
     /// Metrics.
     public var result: EpisodeResult
+
+    /// A record with every field given.
+    public init(seed: UInt64, family: String, instruction: String, decisions: [DecisionRecord], result: EpisodeResult) {
+        self.seed = seed
+        self.family = family
+        self.instruction = instruction
+        self.decisions = decisions
+        self.result = result
+    }
 }
 
 /// Runs episodes closed-loop with the expert.
