@@ -28,6 +28,13 @@ public enum TensorName {
     public static func up(_ i: Int) -> String { "model.layers.\(i).mlp.up_proj.weight" }
     /// (d, F) SwiGLU down projection.
     public static func down(_ i: Int) -> String { "model.layers.\(i).mlp.down_proj.weight" }
+    /// Low-rank FFN factors (`ffn_rank` r > 0; LowRank.swift): a projection W (out, in) ≈ A · B is
+    /// stored as `<W's name minus ".weight">.weight_a` (out, r) and `….weight_b` (r, in), e.g.
+    /// `model.layers.0.mlp.gate_proj.weight_a` (F, r) and `…gate_proj.weight_b` (r, d). The dense
+    /// `.weight` tensors are then absent. `dense` is `gate(i)`, `up(i)` or `down(i)`.
+    public static func factorA(_ dense: String) -> String { dense + "_a" }
+    /// The (r, in) factor B of `dense` (see `factorA`).
+    public static func factorB(_ dense: String) -> String { dense + "_b" }
 }
 
 /// The FP32 weights of one transformer block, `[out, in]` row-major.
@@ -40,8 +47,14 @@ public struct LayerWeights: Sendable, Equatable {
     public var o: [Float]
     /// (d) RMSNorm before the FFN.
     public var ffnNorm: [Float]
-    /// (F, d) gate, (F, d) up, (d, F) down.
+    /// (F, d) gate, (F, d) up, (d, F) down. Empty when `ffn_rank` r > 0: the factors below hold the FFN.
     public var gate: [Float], up: [Float], down: [Float]
+    /// Low-rank factors when `ffn_rank` r > 0 (gate ≈ gateA·gateB, …), else empty: (F, r), (r, d).
+    public var gateA: [Float] = [], gateB: [Float] = []
+    /// (F, r), (r, d) up factors.
+    public var upA: [Float] = [], upB: [Float] = []
+    /// (d, r), (r, F) down factors.
+    public var downA: [Float] = [], downB: [Float] = []
 }
 
 /// All FP32 weights of a model, the master copy that training updates and the engine packs at load.
@@ -71,13 +84,23 @@ public struct ModelWeights: Sendable, Equatable {
         let residualStd = std / Float(2 * config.numHiddenLayers).squareRoot()
         func normal(_ n: Int, _ s: Float) -> [Float] { (0..<n).map { _ in rng.nextGaussian() * s } }
         embed = normal(v * d, std)
+        let r = config.ffnRank
         layers = (0..<config.numHiddenLayers).map { _ in
-            LayerWeights(attnNorm: Array(repeating: 1, count: d),
-                         qkv: normal(config.qkvDim * d, std),
-                         o: normal(d * config.qDim, residualStd),
-                         ffnNorm: Array(repeating: 1, count: d),
-                         gate: normal(f * d, std), up: normal(f * d, std),
-                         down: normal(d * f, residualStd))
+            var l = LayerWeights(attnNorm: Array(repeating: 1, count: d),
+                                 qkv: normal(config.qkvDim * d, std),
+                                 o: normal(d * config.qDim, residualStd),
+                                 ffnNorm: Array(repeating: 1, count: d),
+                                 gate: [], up: [], down: [])
+            if r == 0 {
+                l.gate = normal(f * d, std); l.up = normal(f * d, std); l.down = normal(d * f, residualStd)
+            } else {
+                // Entries of A·B are sums of r products: factor std √(s/√r) gives products of std s.
+                func fs(_ s: Float) -> Float { (s / Float(r).squareRoot()).squareRoot() }
+                l.gateA = normal(f * r, fs(std)); l.gateB = normal(r * d, fs(std))
+                l.upA = normal(f * r, fs(std)); l.upB = normal(r * d, fs(std))
+                l.downA = normal(d * r, fs(residualStd)); l.downB = normal(r * f, fs(residualStd))
+            }
+            return l
         }
         finalNorm = Array(repeating: 1, count: d)
         lmHead = config.tieWordEmbeddings ? nil : normal(v * d, std)
@@ -104,13 +127,29 @@ public struct ModelWeights: Sendable, Equatable {
                 let parts = [TensorName.q(i), TensorName.k(i), TensorName.v(i)].map { quantized.removeValue(forKey: $0) }
                 if parts.allSatisfy({ $0 != nil }) { quantized[TensorName.qkv(i)] = QuantizedMatrix.stacked(parts.map { $0! }) }
             }
-            return LayerWeights(attnNorm: try file.floats(TensorName.attnNorm(i), shape: [d]),
-                                qkv: qkv,
-                                o: try matrix(TensorName.o(i), d, config.qDim),
-                                ffnNorm: try file.floats(TensorName.ffnNorm(i), shape: [d]),
-                                gate: try matrix(TensorName.gate(i), f, d),
-                                up: try matrix(TensorName.up(i), f, d),
-                                down: try matrix(TensorName.down(i), d, f))
+            let r = config.ffnRank
+            guard r > 0 else {
+                return LayerWeights(attnNorm: try file.floats(TensorName.attnNorm(i), shape: [d]),
+                                    qkv: qkv,
+                                    o: try matrix(TensorName.o(i), d, config.qDim),
+                                    ffnNorm: try file.floats(TensorName.ffnNorm(i), shape: [d]),
+                                    gate: try matrix(TensorName.gate(i), f, d),
+                                    up: try matrix(TensorName.up(i), f, d),
+                                    down: try matrix(TensorName.down(i), d, f))
+            }
+            // Low-rank FFN: FP32 factors only (the engine packs them FP32 whatever weight_dtype says).
+            var l = LayerWeights(attnNorm: try file.floats(TensorName.attnNorm(i), shape: [d]),
+                                 qkv: qkv,
+                                 o: try matrix(TensorName.o(i), d, config.qDim),
+                                 ffnNorm: try file.floats(TensorName.ffnNorm(i), shape: [d]),
+                                 gate: [], up: [], down: [])
+            l.gateA = try file.floats(TensorName.factorA(TensorName.gate(i)), shape: [f, r])
+            l.gateB = try file.floats(TensorName.factorB(TensorName.gate(i)), shape: [r, d])
+            l.upA = try file.floats(TensorName.factorA(TensorName.up(i)), shape: [f, r])
+            l.upB = try file.floats(TensorName.factorB(TensorName.up(i)), shape: [r, d])
+            l.downA = try file.floats(TensorName.factorA(TensorName.down(i)), shape: [d, r])
+            l.downB = try file.floats(TensorName.factorB(TensorName.down(i)), shape: [r, f])
+            return l
         }
         self.quantized = quantized
         finalNorm = try file.floats(TensorName.finalNorm, shape: [d])
@@ -141,9 +180,18 @@ public struct ModelWeights: Sendable, Equatable {
             }
             matrix(TensorName.o(i), d, c.qDim, l.o)
             w.add(TensorName.ffnNorm(i), shape: [d], floats: l.ffnNorm)
-            matrix(TensorName.gate(i), f, d, l.gate)
-            matrix(TensorName.up(i), f, d, l.up)
-            matrix(TensorName.down(i), d, f, l.down)
+            if c.ffnRank > 0 {
+                let r = c.ffnRank
+                for (name, a, b, out, inp) in [(TensorName.gate(i), l.gateA, l.gateB, f, d), (TensorName.up(i), l.upA, l.upB, f, d),
+                                               (TensorName.down(i), l.downA, l.downB, d, f)] {
+                    w.add(TensorName.factorA(name), shape: [out, r], floats: a)
+                    w.add(TensorName.factorB(name), shape: [r, inp], floats: b)
+                }
+            } else {
+                matrix(TensorName.gate(i), f, d, l.gate)
+                matrix(TensorName.up(i), f, d, l.up)
+                matrix(TensorName.down(i), d, f, l.down)
+            }
         }
         w.add(TensorName.finalNorm, shape: [d], floats: finalNorm)
         if let lmHead { w.add(TensorName.lmHead, shape: [c.vocabSize, d], floats: lmHead) }
@@ -153,6 +201,7 @@ public struct ModelWeights: Sendable, Equatable {
     /// Number of stored parameters.
     public var parameterCount: Int {
         embed.count + finalNorm.count + (lmHead?.count ?? 0)
-            + layers.reduce(0) { $0 + $1.attnNorm.count + $1.qkv.count + $1.o.count + $1.ffnNorm.count + $1.gate.count + $1.up.count + $1.down.count }
+            + layers.reduce(0) { $0 + $1.attnNorm.count + $1.qkv.count + $1.o.count + $1.ffnNorm.count + $1.gate.count + $1.up.count + $1.down.count
+                + $1.gateA.count + $1.gateB.count + $1.upA.count + $1.upB.count + $1.downA.count + $1.downB.count }
     }
 }

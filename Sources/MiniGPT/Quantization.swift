@@ -155,7 +155,9 @@ extension ModelWeights {
 
     /// Post-training quantization: these weights with the chosen groups quantized to INT8 (the FP32
     /// master becomes the dequantized values, so training and the FP32 path see what INT8 runs).
-    public func quantized(attention: Bool, ffn: Bool) -> ModelWeights {
+    public func quantized(attention: Bool, ffn requestedFFN: Bool) -> ModelWeights {
+        // A low-rank FFN (ffn_rank > 0) has no dense matrices to quantize; its factors stay FP32.
+        let ffn = requestedFFN && config.ffnRank == 0
         var w = self
         let c = config, d = c.hiddenSize, f = c.intermediateSize
         var dtypes = c.weightDType ?? WeightDTypes()

@@ -21,6 +21,7 @@ public final class Session: @unchecked Sendable {
     private let qkv: FloatBuffer      // (q_dim + 2·kv_dim)
     private let att: FloatBuffer      // (q_dim) concatenated head outputs
     private let g: FloatBuffer        // (2F) gate then up; the gate half becomes silu(gate) ⊙ up
+    private let z: FloatBuffer        // (2r) low-rank FFN intermediate (`ffn_rank` r > 0)
     private let logitsBuffer: FloatBuffer  // (V)
     private let scores: FloatBuffer   // (H, capacity) attention probabilities of the layer last run
     // KV cache. Keys are stored transposed, (layers, KVH, hd, capacity), so the scores of 16
@@ -32,6 +33,7 @@ public final class Session: @unchecked Sendable {
     // Batched prefill scratch, `Session.prefillChunk` tokens wide: (P, d), (P, d), (P, qkv_dim),
     // (P, q_dim), (P, 2F); INT8 activations (P, maxCols4) and their scales (P).
     private let bx: FloatBuffer, bh: FloatBuffer, bqkv: FloatBuffer, batt: FloatBuffer, bg: FloatBuffer
+    private let bz: FloatBuffer       // (P, 2r) low-rank FFN intermediate
     private let bscores: FloatBuffer  // (P, G, capacity) probabilities of one GQA group's queries
     private let xu: UnsafeMutablePointer<UInt8>
     private let xs: FloatBuffer
@@ -50,6 +52,7 @@ public final class Session: @unchecked Sendable {
         qkv = FloatBuffer(count: c.qkvDim)
         att = FloatBuffer(count: c.qDim)
         g = FloatBuffer(count: 2 * c.intermediateSize)
+        z = FloatBuffer(count: 2 * c.ffnRank)
         logitsBuffer = FloatBuffer(count: c.vocabSize)
         scores = FloatBuffer(count: c.numAttentionHeads * self.capacity)
         let cacheSize = c.numHiddenLayers * c.numKeyValueHeads * self.capacity * c.headDim
@@ -62,6 +65,7 @@ public final class Session: @unchecked Sendable {
         bqkv = FloatBuffer(count: P * c.qkvDim)
         batt = FloatBuffer(count: P * c.qDim)
         bg = FloatBuffer(count: P * 2 * c.intermediateSize)
+        bz = FloatBuffer(count: P * 2 * c.ffnRank)
         bscores = FloatBuffer(count: P * c.groupSize * self.capacity)
         xu = UnsafeMutablePointer<UInt8>.allocate(capacity: P * model.maxCols4)
         xu.initialize(repeating: 128, count: P * model.maxCols4)
@@ -234,10 +238,8 @@ public final class Session: @unchecked Sendable {
             count(layer.o, tokens: T)
             // Feed-forward block.
             for t in 0..<T { rmsnorm(h + t * d, x + t * d, layer.ffnNorm, d, eps: c.rmsNormEps) }
-            layer.gateUp.apply(g, ldo: 2 * F, h, ldx: d, tokens: T, accumulate: false, xu: xu, xs: xs)
-            for t in 0..<T { swiglu(g + t * 2 * F, g + t * 2 * F + F, F) }
-            layer.down.apply(x, ldo: d, g, ldx: 2 * F, tokens: T, accumulate: true, xu: xu, xs: xs)
-            count(layer.gateUp, tokens: T, products: 2); count(layer.down, tokens: T)
+            layer.ffn.apply(x, h, tokens: T, batched: true, d: d, F: F, g: g, z: bz.pointer, xu: xu, xs: xs)
+            layer.ffn.forEachProduct { m, products in count(m, tokens: T, products: products) }
         }
         position = pos + T
         if wantLogits {
@@ -257,7 +259,7 @@ public final class Session: @unchecked Sendable {
         let pos = position
         precondition(pos < capacity, "KV cache full (\(capacity) positions): reset() or use a window")
         precondition(token >= 0 && token < c.vocabSize, "token \(token) outside the vocabulary 0..<\(c.vocabSize)")
-        let x = x.pointer, h = h.pointer, qkv = qkv.pointer, att = att.pointer, g = g.pointer, xu = xu
+        let x = x.pointer, h = h.pointer, qkv = qkv.pointer, att = att.pointer, g = g.pointer, z = z.pointer, xu = xu
 
         x.update(from: model.embed + token * d, count: d)
         for (l, layer) in model.layers.enumerated() {
@@ -271,10 +273,8 @@ public final class Session: @unchecked Sendable {
             count(layer.o, tokens: 1)
             // Feed-forward block: gate and up in one pass over h.
             rmsnorm(h, x, layer.ffnNorm, d, eps: c.rmsNormEps)
-            layer.gateUp.apply(g, h, accumulate: false, xu: xu)
-            swiglu(g, g + F, F)
-            layer.down.apply(x, g, accumulate: true, xu: xu)
-            count(layer.gateUp, tokens: 1, products: 2); count(layer.down, tokens: 1)
+            layer.ffn.apply(x, h, tokens: 1, batched: false, d: d, F: F, g: g, z: z, xu: xu, xs: xs.pointer)
+            layer.ffn.forEachProduct { m, products in count(m, tokens: 1, products: products) }
         }
         rmsnorm(h, x, model.finalNorm, d, eps: c.rmsNormEps)
         model.head.apply(logitsBuffer.pointer, h, accumulate: false, xu: xu)

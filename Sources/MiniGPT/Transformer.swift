@@ -10,7 +10,7 @@ import Foundation
 //     a_h = softmax(q_h · K_gᵀ / √hd) · V_g       per query head h, KV group g = h / (H/KVH)
 //     x += W_o · concat(a_h)                       (d)
 //     h = rmsnorm(x, ffn_norm)
-//     x += W_down · (silu(W_gate · h) ⊙ W_up · h)  (d)
+//     x += W_down · (silu(W_gate · h) ⊙ W_up · h)  (d)   (ffn_rank r > 0: each W = A·B, B·h first)
 //   logits = E · rmsnorm(x, final_norm)            (V)   (tied head: phase 4)
 //
 // Shape legend: d = hidden_size, H = query heads, KVH = key/value heads, hd = d/H, F = FFN hidden,
@@ -44,8 +44,78 @@ struct PackedLayer {
     let qkv: PackedMatrix                       // (q_dim + 2·kv_dim, d)
     let o: PackedMatrix                         // (d, q_dim)
     let ffnNorm: UnsafeMutablePointer<Float>    // (d)
-    let gateUp: PackedMatrix                    // (2F, d): gate rows, then up rows (one pass over h)
-    let down: PackedMatrix                      // (d, F)
+    let ffn: PackedFFN                          // dense SwiGLU or its low-rank factors
+
+    /// The FFN's first matrix: (2F, d) gate|up when dense, (2r, d) their B factors when low-rank.
+    var gateUp: PackedMatrix {
+        switch ffn { case .dense(let gu, _): return gu; case .lowRank(let gub, _, _, _, _): return gub }
+    }
+    /// The FFN's last matrix: (d, F) down when dense, (d, r) its A factor when low-rank.
+    var down: PackedMatrix {
+        switch ffn { case .dense(_, let dn): return dn; case .lowRank(_, _, _, _, let da): return da }
+    }
+}
+
+/// One block's SwiGLU FFN, packed: dense, or factored W ≈ A·B at `ffn_rank` r > 0 (LowRank.swift).
+enum PackedFFN {
+    /// (2F, d) gate rows then up rows (one pass over h); (d, F) down.
+    case dense(gateUp: PackedMatrix, down: PackedMatrix)
+    /// (2r, d) B of gate then B of up (one pass over h); (F, r) A of gate; (F, r) A of up;
+    /// (r, F) B of down; (d, r) A of down. Always FP32.
+    case lowRank(gateUpB: PackedMatrix, gateA: PackedMatrix, upA: PackedMatrix, downB: PackedMatrix, downA: PackedMatrix)
+
+    /// Every packed matrix (init-time bookkeeping only: allocates).
+    var matrices: [PackedMatrix] {
+        switch self {
+        case .dense(let gu, let dn): return [gu, dn]
+        case .lowRank(let gub, let ga, let ua, let db, let da): return [gub, ga, ua, db, da]
+        }
+    }
+
+    /// Scratch floats per token the FFN needs besides the (2F) gate|up buffer: (2r), 0 when dense.
+    var lowRankScratch: Int {
+        if case .lowRank(let gub, _, _, _, _) = self { return gub.rows }
+        return 0
+    }
+
+    /// Calls `body(matrix, products)` for each product the FFN issues (a stacked matrix counts as
+    /// the `products` matrices it stacks). Non-escaping: allocates nothing.
+    @inline(__always)
+    func forEachProduct(_ body: (PackedMatrix, Int) -> Void) {
+        switch self {
+        case .dense(let gu, let dn): body(gu, 2); body(dn, 1)
+        case .lowRank(let gub, let ga, let ua, let db, let da): body(gub, 2); body(ga, 1); body(ua, 1); body(db, 1); body(da, 1)
+        }
+    }
+
+    /// `x (T, d) += W_down · (silu(W_gate · h) ⊙ W_up · h)` for `T` rows of `h (T, d)`; `g (T, 2F)`
+    /// and `z (T, lowRankScratch)` are scratch. `batched` picks the matrix–matrix kernels (prefill
+    /// chunks, even of one token), else T must be 1 and the matrix–vector ones run (`step`, `forward`). Low rank: z = [B_gate·h | B_up·h] (2r), gate and
+    /// up = A·z halves, then z[0..<r] = B_down·s and x += A_down·z: 3r(d+F) MACs instead of 3dF.
+    @inline(__always)
+    func apply(_ x: UnsafeMutablePointer<Float>, _ h: UnsafePointer<Float>, tokens T: Int, batched: Bool, d: Int, F: Int,
+               g: UnsafeMutablePointer<Float>, z: UnsafeMutablePointer<Float>,
+               xu: UnsafeMutablePointer<UInt8>, xs: UnsafeMutablePointer<Float>) {
+        @inline(__always)
+        func mm(_ m: PackedMatrix, _ out: UnsafeMutablePointer<Float>, _ ldo: Int, _ x: UnsafePointer<Float>, _ ldx: Int, _ acc: Bool) {
+            if !batched { m.apply(out, x, accumulate: acc, xu: xu) }
+            else { m.apply(out, ldo: ldo, x, ldx: ldx, tokens: T, accumulate: acc, xu: xu, xs: xs) }
+        }
+        switch self {
+        case .dense(let gu, let dn):
+            mm(gu, g, 2 * F, h, d, false)
+            for t in 0..<T { swiglu(g + t * 2 * F, g + t * 2 * F + F, F) }
+            mm(dn, x, d, g, 2 * F, true)
+        case .lowRank(let gub, let ga, let ua, let db, let da):
+            let r2 = gub.rows, r = ga.cols
+            mm(gub, z, r2, h, d, false)
+            mm(ga, g, 2 * F, z, r2, false)
+            mm(ua, g + F, 2 * F, z + r, r2, false)
+            for t in 0..<T { swiglu(g + t * 2 * F, g + t * 2 * F + F, F) }
+            mm(db, z, r2, g, 2 * F, false)
+            mm(da, x, d, z, r2, true)
+        }
+    }
 }
 
 /// A loaded model: configuration plus weights packed once, in the layout the kernels read
@@ -97,27 +167,33 @@ public final class Transformer: @unchecked Sendable {
                 if let q = pack(name, m, rows: rows, cols: cols, dtype) { return arena.packI8(q) }
                 return arena.packF32(m, rows: rows, cols: cols)
             }
-            let gateUp: PackedMatrix
-            if dtypes.ffn == .int8 {
-                gateUp = arena.packI8(.stacked([pack(TensorName.gate(i), l.gate, rows: F, cols: d, .int8)!,
-                                                pack(TensorName.up(i), l.up, rows: F, cols: d, .int8)!]))
+            let ffn: PackedFFN
+            if c.ffnRank > 0 {
+                let r = c.ffnRank
+                ffn = .lowRank(gateUpB: arena.packF32(l.gateB + l.upB, rows: 2 * r, cols: d),
+                               gateA: arena.packF32(l.gateA, rows: F, cols: r), upA: arena.packF32(l.upA, rows: F, cols: r),
+                               downB: arena.packF32(l.downB, rows: r, cols: F), downA: arena.packF32(l.downA, rows: d, cols: r))
+            } else if dtypes.ffn == .int8 {
+                ffn = .dense(gateUp: arena.packI8(.stacked([pack(TensorName.gate(i), l.gate, rows: F, cols: d, .int8)!,
+                                                            pack(TensorName.up(i), l.up, rows: F, cols: d, .int8)!])),
+                             down: matrix(TensorName.down(i), l.down, rows: d, cols: F, dtypes.ffn))
             } else {
-                gateUp = arena.packF32(l.gate + l.up, rows: 2 * F, cols: d)
+                ffn = .dense(gateUp: arena.packF32(l.gate + l.up, rows: 2 * F, cols: d),
+                             down: matrix(TensorName.down(i), l.down, rows: d, cols: F, dtypes.ffn))
             }
             return PackedLayer(attnNorm: ptrs[2 + 2 * i],
                                qkv: matrix(TensorName.qkv(i), l.qkv, rows: c.qkvDim, cols: d, dtypes.attention),
                                o: matrix(TensorName.o(i), l.o, rows: d, cols: c.qDim, dtypes.attention),
-                               ffnNorm: ptrs[3 + 2 * i], gateUp: gateUp,
-                               down: matrix(TensorName.down(i), l.down, rows: d, cols: F, dtypes.ffn))
+                               ffnNorm: ptrs[3 + 2 * i], ffn: ffn)
         }
-        maxCols4 = ([head] + layers.flatMap { [$0.qkv, $0.o, $0.gateUp, $0.down] }).map(\.cols4).max()!
+        maxCols4 = ([head] + layers.flatMap { [$0.qkv, $0.o] + $0.ffn.matrices }).map(\.cols4).max()!
     }
 
     /// Bytes of weights the decode step reads: matrices as stored (INT8 + scales, or FP32), the
     /// output head, the norms and one embedding row.
     public var weightBytes: Int {
         let d = config.hiddenSize
-        let matrices = layers.reduce(head.weightBytes) { $0 + $1.qkv.weightBytes + $1.o.weightBytes + $1.gateUp.weightBytes + $1.down.weightBytes }
+        let matrices = layers.reduce(head.weightBytes) { $0 + $1.qkv.weightBytes + $1.o.weightBytes + $1.ffn.matrices.reduce(0) { $0 + $1.weightBytes } }
         return matrices + 4 * d * (2 * config.numHiddenLayers + 2)
     }
 
@@ -135,6 +211,8 @@ public final class Transformer: @unchecked Sendable {
         let qkv = FloatBuffer(count: T * c.qkvDim)    // (T, qkv_dim)
         let att = FloatBuffer(count: T * c.qDim)      // (T, q_dim) attention output
         let gu = FloatBuffer(count: 2 * F)            // (2F) gate, then up
+        let z = FloatBuffer(count: 2 * c.ffnRank)     // (2r) low-rank FFN intermediate
+        let xs = FloatBuffer(count: 1)                // INT8 activation scale (unused at T = 1)
         let scores = FloatBuffer(count: max(T, 1))
         let xu = UnsafeMutablePointer<UInt8>.allocate(capacity: maxCols4)  // INT8 activation scratch
         defer { xu.deallocate() }
@@ -177,12 +255,10 @@ public final class Transformer: @unchecked Sendable {
             for t in 0..<T {
                 let xt = xp + t * d, ht = hp + t * d
                 rmsnorm(ht, xt, layer.ffnNorm, d, eps: c.rmsNormEps)
-                layer.gateUp.apply(gu.pointer, ht, accumulate: false, xu: xu)
-                swiglu(gu.pointer, gu.pointer + F, F)
-                layer.down.apply(xt, gu.pointer, accumulate: true, xu: xu)
-                let bytes = layer.down.i8 == nil ? 4 : 1
-                counter.matmul(rows: F, cols: d, bytesPerWeight: bytes); counter.matmul(rows: F, cols: d, bytesPerWeight: bytes)
-                counter.matmul(rows: d, cols: F, bytesPerWeight: bytes)
+                layer.ffn.apply(xt, ht, tokens: 1, batched: false, d: d, F: F, g: gu.pointer, z: z.pointer, xu: xu, xs: xs.pointer)
+                layer.ffn.forEachProduct { m, products in
+                    for _ in 0..<products { counter.matmul(rows: m.rows / products, cols: m.cols, bytesPerWeight: m.i8 == nil ? 4 : 1) }
+                }
             }
         }
         var logits = [Float](repeating: 0, count: T * V)

@@ -8,7 +8,7 @@ struct MGPT: ParsableCommand {
         abstract: "MiniGPT: a small transformer engine for real-time robot control.",
         version: "0.1.0",
         subcommands: [TokenizerCommand.self, InitCommand.self, LogitsCommand.self, GenerateCommand.self,
-                      InspectCommand.self, TrainCommand.self, EvalCommand.self, EvalIntentsCommand.self, ReplayCommand.self, BenchCommand.self, QuantizeCommand.self])
+                      InspectCommand.self, TrainCommand.self, EvalCommand.self, EvalIntentsCommand.self, ReplayCommand.self, BenchCommand.self, QuantizeCommand.self, LowRankCommand.self])
 }
 
 /// `mgpt bench ...`: benchmarks that print a table and end with one `key=value` line.

@@ -23,7 +23,10 @@ struct QuantizeCommand: ParsableCommand {
 
     func run() throws {
         let source = try loadWeights(model)
-        let both = !attention && !ffn  // neither flag: both groups
+        if ffn && source.config.ffnRank > 0 {
+            throw failure("\(model): the FFN is low-rank (ffn_rank \(source.config.ffnRank)); INT8 factors are not supported, quantize --attention only", code: Exit.dataError)
+        }
+        let both = !attention && !ffn  // neither flag: both groups (the FFN only when dense)
         let q = source.quantized(attention: attention || both, ffn: ffn || both)
         let dir = URL(fileURLWithPath: out)
         do {

@@ -115,8 +115,9 @@ def load_config(model_dir):
         "fused": bool(c.get("fused_qkv", True)),
     }
     cfg["KVH"] = int(c.get("num_key_value_heads", cfg["H"]))
-    if int(c.get("ffn_rank", 0)) != 0:
-        raise ModelError(f"{path}: ffn_rank {c['ffn_rank']} (low-rank FFN) is not supported by this reference")
+    cfg["rank"] = int(c.get("ffn_rank", 0))
+    if cfg["rank"] < 0 or cfg["rank"] > min(cfg["d"], cfg["F"]):
+        raise ModelError(f"{path}: ffn_rank {cfg['rank']}: expected 0 (dense) or 1..{min(cfg['d'], cfg['F'])}")
     if cfg["d"] % cfg["H"] or cfg["H"] % cfg["KVH"] or (cfg["d"] // cfg["H"]) % 2:
         raise ModelError(f"{path}: impossible shape d={cfg['d']} H={cfg['H']} KVH={cfg['KVH']}")
     cfg["hd"] = cfg["d"] // cfg["H"]
@@ -149,6 +150,16 @@ def load_weights(model_dir, cfg, dtype=np.float64):
         return np.ascontiguousarray(w.astype(dtype))
 
     V, d, F, H, KVH, hd = cfg["V"], cfg["d"], cfg["F"], cfg["H"], cfg["KVH"], cfg["hd"]
+    r = cfg.get("rank", 0)
+
+    def ffn(name, rows, cols):
+        # Dense `name`, or (ffn_rank r > 0) the product of its factors `name_a` (rows, r) · `name_b` (r, cols).
+        if r == 0:
+            return get(name, (rows, cols))
+        a = get(name + "_a", (rows, r)).astype(np.float64)
+        b = get(name + "_b", (r, cols)).astype(np.float64)
+        return np.ascontiguousarray((a @ b).astype(dtype))
+
     W = {"embed": get("model.embed_tokens.weight", (V, d)),
          "norm": get("model.norm.weight", (d,)), "layers": []}
     W["head"] = W["embed"] if cfg["tied"] else get("lm_head.weight", (V, d))
@@ -166,9 +177,9 @@ def load_weights(model_dir, cfg, dtype=np.float64):
             "wq": wq, "wk": wk, "wv": wv,
             "wo": get(p + "self_attn.o_proj.weight", (d, H * hd)),
             "ffn_norm": get(p + "post_attention_layernorm.weight", (d,)),
-            "gate": get(p + "mlp.gate_proj.weight", (F, d)),
-            "up": get(p + "mlp.up_proj.weight", (F, d)),
-            "down": get(p + "mlp.down_proj.weight", (d, F)),
+            "gate": ffn(p + "mlp.gate_proj.weight", F, d),
+            "up": ffn(p + "mlp.up_proj.weight", F, d),
+            "down": ffn(p + "mlp.down_proj.weight", d, F),
         })
     return W
 
