@@ -110,22 +110,32 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         }
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let d = ModelConfig()
-        func required<T: Decodable>(_ key: CodingKeys, _ type: T.Type) throws -> T {
-            guard c.contains(key) else { throw ModelConfigError.missingKey(key.rawValue) }
-            return try c.decode(T.self, forKey: key)
+        // Integers are read as numbers and checked here: Foundation's JSONDecoder on Linux reports
+        // a fractional value for an Int field as "not valid JSON" without naming the key.
+        func integer(_ key: CodingKeys) throws -> Int? {
+            guard c.contains(key) else { return nil }
+            let v = try c.decode(Double.self, forKey: key)
+            guard v == v.rounded(), abs(v) < 1e15 else {
+                throw ModelConfigError.invalid(key: key.rawValue, expected: "an integer", found: "\(v)")
+            }
+            return Int(v)
         }
-        vocabSize = try required(.vocabSize, Int.self)
-        hiddenSize = try required(.hiddenSize, Int.self)
-        numHiddenLayers = try required(.numHiddenLayers, Int.self)
-        numAttentionHeads = try required(.numAttentionHeads, Int.self)
-        numKeyValueHeads = try c.decodeIfPresent(Int.self, forKey: .numKeyValueHeads) ?? numAttentionHeads
-        intermediateSize = try required(.intermediateSize, Int.self)
-        maxPositionEmbeddings = try required(.maxPositionEmbeddings, Int.self)
+        func required(_ key: CodingKeys) throws -> Int {
+            guard let v = try integer(key) else { throw ModelConfigError.missingKey(key.rawValue) }
+            return v
+        }
+        vocabSize = try required(.vocabSize)
+        hiddenSize = try required(.hiddenSize)
+        numHiddenLayers = try required(.numHiddenLayers)
+        numAttentionHeads = try required(.numAttentionHeads)
+        numKeyValueHeads = try integer(.numKeyValueHeads) ?? numAttentionHeads
+        intermediateSize = try required(.intermediateSize)
+        maxPositionEmbeddings = try required(.maxPositionEmbeddings)
         ropeTheta = try c.decodeIfPresent(Float.self, forKey: .ropeTheta) ?? d.ropeTheta
         rmsNormEps = try c.decodeIfPresent(Float.self, forKey: .rmsNormEps) ?? d.rmsNormEps
         tieWordEmbeddings = try c.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? true
         fusedQKV = try c.decodeIfPresent(Bool.self, forKey: .fusedQKV) ?? true
-        ffnRank = try c.decodeIfPresent(Int.self, forKey: .ffnRank) ?? 0
+        ffnRank = try integer(.ffnRank) ?? 0
         earlyExitLayers = try c.decodeIfPresent([Int].self, forKey: .earlyExitLayers) ?? []
         modelType = try c.decodeIfPresent(String.self, forKey: .modelType) ?? "minigpt"
         weightDType = try c.decodeIfPresent(WeightDTypes.self, forKey: .weightDType)
