@@ -1,2 +1,0 @@
-/// The real-time runtime (robot.json, decision loop, recorder, replay).
-public enum RuntimeModule {}
