@@ -84,14 +84,56 @@ public enum Schemas {
     }
     """#
 
-    /// `obs` payload (the simulator's frame; docs/schemas/obs.schema.json is the reference copy).
+    /// `obs` payload: the simulator's frame (the same text as docs/schemas/obs.schema.json).
     public static let obs = #"""
     {
       "$schema": "https://json-schema.org/draft/2020-12/schema",
-      "title": "minigpt.obs",
-      "description": "Fused observation frame, version 1 (docs/sim.md).",
+      "$id": "https://github.com/minigpt/minigpt/docs/schemas/obs.schema.json",
+      "title": "ObservationFrame",
+      "description": "Payload of the `obs` topic (frame 1 of the multipart [\"obs\", payload]): one fused observation of the robot's senses per tick. Metres, seconds, radians; bearings counter-clockwise from the robot's heading (positive = left). Frames never flag sensor faults. See docs/sim.md.",
       "type": "object",
-      "required": ["v", "seq", "t", "ranges", "range_max", "detections", "odom", "bump", "battery"]
+      "required": ["v", "seq", "t", "ranges", "range_max", "detections", "odom", "bump", "battery"],
+      "additionalProperties": true,
+      "properties": {
+        "v": {"description": "Schema version.", "const": 1},
+        "seq": {"description": "Frame number, from 0 at the start of the episode (restarts with a new episode).", "type": "integer", "minimum": 0},
+        "t": {"description": "Simulation time in seconds since the start of the episode.", "type": "number", "minimum": 0},
+        "ranges": {
+          "description": "Range scanner: 16 distances (m) from the robot's centre, beam i at bearing i * 22.5 degrees; clipped to range_max. Empty when the scanner delivered nothing this tick.",
+          "type": "array",
+          "items": {"type": "number", "minimum": 0},
+          "oneOf": [{"maxItems": 0}, {"minItems": 16, "maxItems": 16}]
+        },
+        "range_max": {"description": "Scanner maximum range (m); a reading equal to it means nothing was hit.", "type": "number", "exclusiveMinimum": 0},
+        "detections": {
+          "description": "Camera-like detector: objects inside the field of view (120 degrees, 6 m), nearest first.",
+          "type": "array",
+          "items": {
+            "type": "object",
+            "required": ["colour", "kind", "bearing", "distance"],
+            "properties": {
+              "colour": {"description": "Colour name; may be one never seen in training.", "type": "string"},
+              "kind": {"description": "Object kind: box, ball, cone or door.", "type": "string"},
+              "bearing": {"description": "Bearing of the object's centre (rad), positive to the left.", "type": "number"},
+              "distance": {"description": "Distance from the robot's centre to the object's centre (m).", "type": "number", "minimum": 0}
+            }
+          }
+        },
+        "odom": {
+          "description": "Wheel odometry: pose integrated in the start frame (drifts) and measured velocities.",
+          "type": "object",
+          "required": ["x", "y", "theta", "v", "w"],
+          "properties": {
+            "x": {"type": "number", "description": "m"},
+            "y": {"type": "number", "description": "m"},
+            "theta": {"type": "number", "description": "rad, wrapped to (-pi, pi]"},
+            "v": {"type": "number", "description": "forward speed, m/s (negative when backing up)"},
+            "w": {"type": "number", "description": "turn rate, rad/s (positive = left)"}
+          }
+        },
+        "bump": {"description": "Bumper pressed.", "type": "boolean"},
+        "battery": {"description": "State of charge.", "type": "number", "minimum": 0, "maximum": 1}
+      }
     }
     """#
 

@@ -3,7 +3,7 @@ import Testing
 @testable import Runtime
 
 @Suite struct SchemaTests {
-    @Test("docs/schemas holds the same schemas the daemon embeds in its recordings", arguments: ["intent", "telemetry", "status"])
+    @Test("docs/schemas holds the same schemas the daemon embeds in its recordings", arguments: ["intent", "telemetry", "status", "obs"])
     func docsMatchEmbedded(name: String) throws {
         let file = packageRoot.appendingPathComponent("docs/schemas/\(name).schema.json")
         let doc = try JSONSerialization.jsonObject(with: Data(contentsOf: file)) as? NSDictionary
