@@ -235,8 +235,6 @@ public final class DecisionCore {
         return r
     }
 
-    /// The frame the last model run used.
-    public var latestFrame: ObservationFrame { latest }
     /// Monotonic time the core was created.
     public var startTime: UInt64 { startedAt }
 }

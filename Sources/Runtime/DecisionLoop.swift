@@ -46,15 +46,12 @@ public final class DecisionLoop: @unchecked Sendable {
     private let verbTexts: [String]
     private let args: [Float?]
     private var lastStatusAt: UInt64 = 0
-    private var lastTimings = TickTimings()
     private var state: StaticString = "starting"
-    /// Messages libzmq refused to queue (send HWM reached).
+    /// Messages that did not leave: libzmq refused to queue them, or the send failed.
     public private(set) var publishDropped: UInt64 = 0
     /// Heap allocations libzmq made inside our `zmq_send` calls (it copies every message longer than
     /// 33 bytes into a malloc'd buffer; counted only while the allocation counter is enabled).
     public private(set) var transportAllocations: Int64 = 0
-    /// Publish errors (other than a full queue).
-    public private(set) var publishErrors: UInt64 = 0
     /// Lines describing the real-time setup, filled when the thread starts.
     public private(set) var setupReport: [String] = []
     /// Largest tick time seen, ns.
@@ -170,7 +167,6 @@ public final class DecisionLoop: @unchecked Sendable {
         writeTelemetry(r, timing)
         send(topicTelemetry)
         publishStatus(now: published, force: false)
-        lastTimings = timing
         if timing.total > maxTickNanos { maxTickNanos = timing.total }
     }
 
@@ -180,7 +176,7 @@ public final class DecisionLoop: @unchecked Sendable {
                 let before = mgac_thread_mallocs()
                 do {
                     if !(try pub.send(topic: t, payload: p, dontWait: true)) { publishDropped += 1 }
-                } catch { publishErrors += 1 }
+                } catch { publishDropped += 1 }  // a failed send is a message that did not leave
                 transportAllocations += mgac_thread_mallocs() - before
             }
         }
