@@ -76,7 +76,7 @@ let package = Package(
         ]),
         .testTarget(name: "CognitionTests", dependencies: ["Cognition", "MiniGPT", "Observation"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Cognition", "MiniGPT", "Observation", "Wire", "MCAP", "CAllocCounter"], exclude: ["py"]),
-        .testTarget(name: "MiniGPTTests", dependencies: ["MiniGPT"]),
+        .testTarget(name: "MiniGPTTests", dependencies: ["MiniGPT", "CAllocCounter"]),
         .testTarget(name: "MiniGPTTrainTests", dependencies: ["MiniGPTTrain", "MiniGPT"]),
         .testTarget(name: "RobotSimTests", dependencies: ["RobotSim", "Observation", "CAllocCounter"], exclude: ["py"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "CAllocCounter"]),

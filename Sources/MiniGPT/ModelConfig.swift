@@ -38,6 +38,8 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var modelType: String
     /// Which weight groups are stored and run in INT8 (phases 5/6; Quantization.swift); nil = all FP32.
     public var weightDType: WeightDTypes?
+    /// KV cache precision and sliding window a `Session` uses when none is passed (KVCache.swift); nil = FP32, no window.
+    public var kvCache: KVCacheOptions?
 
     /// The default phase-15 shape: d=128, 4 layers, 4 query heads, 2 KV heads, FFN 320, context 256.
     public init(vocabSize: Int = 512, hiddenSize: Int = 128, numHiddenLayers: Int = 4,
@@ -92,6 +94,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         case earlyExitLayers = "early_exit_layers"
         case modelType = "model_type"
         case weightDType = "weight_dtype"
+        case kvCache = "kv_cache"
     }
 
     /// Keys that Hugging Face tooling writes and that carry no meaning for MiniGPT; accepted and ignored.
@@ -139,6 +142,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         earlyExitLayers = try c.decodeIfPresent([Int].self, forKey: .earlyExitLayers) ?? []
         modelType = try c.decodeIfPresent(String.self, forKey: .modelType) ?? "minigpt"
         weightDType = try c.decodeIfPresent(WeightDTypes.self, forKey: .weightDType)
+        kvCache = try c.decodeIfPresent(KVCacheOptions.self, forKey: .kvCache)
         try validate()
     }
 
@@ -183,6 +187,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
             throw ModelConfigError.invalid(key: "early_exit_layers",
                 expected: "layer counts in 1..<\(numHiddenLayers)", found: "\(l)")
         }
+        try kvCache?.validate(maxPositions: maxPositionEmbeddings)
     }
 
     // MARK: Files

@@ -14,6 +14,9 @@ public final class Session: @unchecked Sendable {
     public private(set) var position = 0
     /// Matrix products since creation (or the last `counter = OpCounter()`).
     public var counter = OpCounter()
+    /// Layers run fully in the last `step` / `prefill` (L unless an exit rule stopped earlier; for a
+    /// chunked prefill, the depth of its last chunk, the one whose logits it returns).
+    public private(set) var lastExitLayer = 0
 
     // Scratch, one token wide.
     private let x: FloatBuffer        // (d) residual stream
@@ -24,11 +27,12 @@ public final class Session: @unchecked Sendable {
     private let z: FloatBuffer        // (2r) low-rank FFN intermediate (`ffn_rank` r > 0)
     private let logitsBuffer: FloatBuffer  // (V)
     private let scores: FloatBuffer   // (H, capacity) attention probabilities of the layer last run
-    // KV cache. Keys are stored transposed, (layers, KVH, hd, capacity), so the scores of 16
-    // consecutive positions are 16 lanes of one FMA per head dimension (no horizontal sums);
-    // values are (layers, KVH, capacity, hd), read row by row in the weighted sum.
-    private let keys: FloatBuffer
-    private let values: FloatBuffer
+    /// The KV cache (KVCache.swift) in the precision `kvOptions.dtype`: keys transposed,
+    /// (layers, KVH, hd, capacity), so the scores of 16 consecutive positions are 16 lanes of one
+    /// FMA per head dimension; values (layers, KVH, capacity, hd), read row by row.
+    public let kvCache: KVCache
+    /// Precision and sliding window of the cache: the options passed at init, else the config's `kv_cache`.
+    public let kvOptions: KVCacheOptions
     private let ropeCos: FloatBuffer, ropeSin: FloatBuffer  // (capacity, hd/2)
     // Batched prefill scratch, `Session.prefillChunk` tokens wide: (P, d), (P, d), (P, qkv_dim),
     // (P, q_dim), (P, 2F); INT8 activations (P, maxCols4) and their scales (P).
@@ -42,11 +46,21 @@ public final class Session: @unchecked Sendable {
     /// weight matrix is read once per chunk instead of once per token.
     public static let prefillChunk = 16
 
-    /// A session whose cache holds `capacity` positions (default: the model's context).
-    public init(model: Transformer, capacity: Int? = nil) {
+    /// A session whose cache holds `capacity` positions (default: the model's context) in the
+    /// precision and window of `kvCache` (default: the config's `kv_cache`, else FP32 without a window).
+    /// With a window, the window is the capacity: pass no `capacity`, or the same value. An explicit
+    /// `capacity` with options taken from the config keeps their dtype and drops their window (the
+    /// caller manages positions itself, as benchmarks that `rewind` do).
+    public init(model: Transformer, capacity: Int? = nil, kvCache options: KVCacheOptions? = nil) {
         let c = model.config
         self.model = model
-        self.capacity = capacity ?? c.maxPositionEmbeddings
+        var opts = options ?? c.kvCache ?? KVCacheOptions()
+        if options == nil, capacity != nil { (opts.window, opts.sinks) = (nil, 0) }
+        do { try opts.validate() } catch { preconditionFailure("Session: \(error)") }
+        precondition(opts.window == nil || capacity == nil || capacity == opts.window,
+                     "Session: capacity \(capacity ?? 0) differs from the KV window \(opts.window ?? 0) (the window is the capacity)")
+        kvOptions = opts
+        self.capacity = opts.window ?? capacity ?? c.maxPositionEmbeddings
         x = FloatBuffer(count: c.hiddenSize)
         h = FloatBuffer(count: c.hiddenSize)
         qkv = FloatBuffer(count: c.qkvDim)
@@ -55,9 +69,7 @@ public final class Session: @unchecked Sendable {
         z = FloatBuffer(count: 2 * c.ffnRank)
         logitsBuffer = FloatBuffer(count: c.vocabSize)
         scores = FloatBuffer(count: c.numAttentionHeads * self.capacity)
-        let cacheSize = c.numHiddenLayers * c.numKeyValueHeads * self.capacity * c.headDim
-        keys = FloatBuffer(count: cacheSize)
-        values = FloatBuffer(count: cacheSize)
+        kvCache = KVCache(config: c, capacity: self.capacity, dtype: opts.dtype)
         (ropeCos, ropeSin) = ropeTables(positions: self.capacity, headDim: c.headDim, theta: c.ropeTheta)
         let P = Self.prefillChunk
         bx = FloatBuffer(count: P * c.hiddenSize)
@@ -80,7 +92,7 @@ public final class Session: @unchecked Sendable {
     func setPosition(_ p: Int) { position = p }
 
     /// Bytes held by the KV cache.
-    public var kvCacheBytes: Int { (keys.count + values.count) * 4 }
+    public var kvCacheBytes: Int { kvCache.bytes }
 
     /// The logits of the last step, (V).
     public var logits: UnsafeBufferPointer<Float> { UnsafeBufferPointer(logitsBuffer.slice(0, model.config.vocabSize)) }
@@ -95,54 +107,48 @@ public final class Session: @unchecked Sendable {
     /// 2023, "Efficient Streaming Language Models with Attention Sinks"). Later positions slide down
     /// and their keys are re-rotated by −count positions (RoPE rotations compose: R(p−n) = R(−n)·R(p)),
     /// so positions stay inside the trained range forever while the sinks before `start` stay put.
-    /// Cost: one memmove of the cache tail and a rotation per moved key; no allocation.
+    /// Cost: one memmove of the cache tail and a rotation per moved key; no allocation. Works in
+    /// every cache precision (FP16/INT8 keys are rounded again after re-rotation: `KVCache.evict`).
     public func evict(from start: Int, count: Int) {
         precondition(start >= 0 && count >= 0 && start + count <= position, "evict range outside the cache")
         guard count > 0 else { return }
-        let c = model.config
-        let hd = c.headDim, half = hd / 2
-        let moved = position - start - count
-        let cosp = ropeCos.pointer + count * half, sinp = ropeSin.pointer + count * half
-        for lk in 0..<(c.numHiddenLayers * c.numKeyValueHeads) {
-            let base = lk * capacity * hd
-            let vDst = values.pointer + base + start * hd
-            vDst.update(from: vDst + count * hd, count: moved * hd)  // overlapping: a memmove
-            let k = keys.pointer + base
-            for i in 0..<hd {
-                let row = k + i * capacity + start
-                row.update(from: row + count, count: moved)
-            }
-            for i in 0..<half {  // rotate by −count: cos(−a) = cos a, sin(−a) = −sin a
-                let ra = k + i * capacity + start, rb = k + (i + half) * capacity + start
-                let cs = cosp[i], sn = sinp[i]
-                for s in 0..<moved {
-                    let a = ra[s], b = rb[s]
-                    ra[s] = a * cs + b * sn
-                    rb[s] = b * cs - a * sn
-                }
-            }
-        }
+        let half = model.config.headDim / 2
+        kvCache.evict(from: start, count: count, position: position,
+                      cos: ropeCos.pointer + count * half, sin: ropeSin.pointer + count * half)
         position -= count
+    }
+
+    /// With a rolling window, makes room for `n` more positions when the cache cannot take them:
+    /// evicts `kvOptions.evictChunk` (a quarter of the window) or more of the oldest non-sink
+    /// positions at once, so the memmove cost is paid once per chunk. No-op without a window.
+    @inline(__always) private func makeRoom(_ n: Int) {
+        guard kvOptions.window != nil, position + n > capacity else { return }
+        let sinks = kvOptions.sinks
+        evict(from: sinks, count: min(max(kvOptions.evictChunk, position + n - capacity), position - sinks))
     }
 
     /// Runs `tokens` through the model; returns the logits after the last one. Batched: each chunk
     /// of up to `prefillChunk` tokens reads every weight matrix once (matrix–matrix products), then
     /// attends causally per token against the cache. Equals `step` token by token (to rounding).
-    /// Allocates nothing. Precondition: `position + tokens.count <= capacity`.
+    /// `exit` picks how many layers run fully (EarlyExit.swift); `.after(k)` gives the same result as
+    /// `step(_:exit:)` token by token. Allocates nothing. Precondition: `position + tokens.count <= capacity`, unless
+    /// `kvOptions.window` rolls (then a full cache evicts, as in `step`).
     @discardableResult
-    public func prefill(_ tokens: [Int]) -> UnsafeBufferPointer<Float> {
-        tokens.withUnsafeBufferPointer { prefill($0) }
+    public func prefill(_ tokens: [Int], exit rule: ExitRule = .full) -> UnsafeBufferPointer<Float> {
+        tokens.withUnsafeBufferPointer { prefill($0, exit: rule) }
     }
 
     /// `prefill` over ids in caller-owned memory (a real-time loop's preallocated token buffer).
     @discardableResult
-    public func prefill(_ tokens: UnsafeBufferPointer<Int>) -> UnsafeBufferPointer<Float> {
-        precondition(position + tokens.count <= capacity, "KV cache full (\(capacity) positions): reset() or use a window")
-        if tokens.count == 1 { return step(tokens[0]) }
+    public func prefill(_ tokens: UnsafeBufferPointer<Int>, exit rule: ExitRule = .full) -> UnsafeBufferPointer<Float> {
+        precondition(kvOptions.window != nil || position + tokens.count <= capacity,
+                     "KV cache full (\(capacity) positions): reset() or use a window")
+        if tokens.count == 1 { return step(tokens[0], exit: rule) }
         var start = 0
         while start < tokens.count {
-            let n = min(Self.prefillChunk, tokens.count - start)
-            prefillChunk(tokens, start: start, count: n, logits: start + n == tokens.count)
+            makeRoom(1)  // a full rolling window evicts here, at the same points as `step`; else a no-op
+            let n = min(Self.prefillChunk, tokens.count - start, capacity - position)
+            prefillChunk(tokens, start: start, count: n, logits: start + n == tokens.count, exit: rule)
             start += n
         }
         return logits
@@ -168,12 +174,8 @@ public final class Session: @unchecked Sendable {
         let half = hd / 2
         let cosp = ropeCos.pointer + pos * half, sinp = ropeSin.pointer + pos * half
         for head in 0..<(H + KVH) { rope(qkv + head * hd, cos: cosp, sin: sinp, headDim: hd) }
-        let layerBase = l * KVH * capacity * hd
         for kv in 0..<KVH {
-            let head = layerBase + kv * capacity * hd
-            let k = qkv + qDim + kv * hd
-            for i in 0..<hd { keys.pointer[head + i * capacity + pos] = k[i] }
-            (values.pointer + head + pos * hd).update(from: qkv + qDim + kvDim + kv * hd, count: hd)
+            kvCache.store(layer: l, kvHead: kv, position: pos, key: qkv + qDim + kv * hd, value: qkv + qDim + kvDim + kv * hd)
         }
     }
 
@@ -182,14 +184,11 @@ public final class Session: @unchecked Sendable {
     @inline(__always) private func attend(_ att: UnsafeMutablePointer<Float>, _ qkv: UnsafePointer<Float>, layer l: Int, n: Int) {
         let c = model.config
         let (hd, H, KVH, G) = (c.headDim, c.numAttentionHeads, c.numKeyValueHeads, c.groupSize)
-        let layerBase = l * KVH * capacity * hd
         let scale = 1 / Float(hd).squareRoot()
         for kv in 0..<KVH {  // the G query heads sharing KV head `kv` read its K and V once
-            let kBase = keys.pointer + layerBase + kv * capacity * hd
-            let vBase = values.pointer + layerBase + kv * capacity * hd
             let head = kv * G
-            mgk_attention_group_f32(att + head * hd, scores.pointer + head * capacity, Int32(capacity), qkv + head * hd,
-                                    kBase, vBase, Int32(G), Int32(n), Int32(hd), Int32(capacity), scale)
+            kvCache.attend(att + head * hd, scores.pointer + head * capacity, pstride: capacity, qkv + head * hd,
+                           layer: l, kvHead: kv, groupSize: G, n: n, scale: scale)
         }
         counter.macs += 2 * H * hd * n
     }
@@ -200,14 +199,11 @@ public final class Session: @unchecked Sendable {
     @inline(__always) private func attendBlock(_ att: UnsafeMutablePointer<Float>, _ qkv: UnsafePointer<Float>, layer l: Int, tokens T: Int, start: Int) {
         let c = model.config
         let (hd, H, KVH, G) = (c.headDim, c.numAttentionHeads, c.numKeyValueHeads, c.groupSize)
-        let layerBase = l * KVH * capacity * hd
         let scale = 1 / Float(hd).squareRoot()
         let n = start + T
         for kv in 0..<KVH {
-            let kBase = keys.pointer + layerBase + kv * capacity * hd
-            let vBase = values.pointer + layerBase + kv * capacity * hd
-            mgk_attention_block_f32(att + kv * G * hd, Int32(c.qDim), bscores.pointer, Int32(capacity), qkv + kv * G * hd, Int32(c.qkvDim),
-                                    kBase, vBase, Int32(T), Int32(G), Int32(start), Int32(hd), Int32(capacity), scale)
+            kvCache.attendBlock(att + kv * G * hd, ldo: c.qDim, bscores.pointer, pstride: capacity, qkv + kv * G * hd, ldq: c.qkvDim,
+                                layer: l, kvHead: kv, tokens: T, groupSize: G, start: start, scale: scale)
             for g in 0..<G {
                 (scores.pointer + (kv * G + g) * capacity).update(from: bscores.pointer + ((T - 1) * G + g) * capacity, count: n)
             }
@@ -215,8 +211,9 @@ public final class Session: @unchecked Sendable {
         for t in 0..<T { counter.macs += 2 * H * hd * (start + t + 1) }
     }
 
-    /// One batched pass over `count` tokens starting at `tokens[start]`; logits for the last if asked.
-    private func prefillChunk(_ tokens: UnsafeBufferPointer<Int>, start: Int, count T: Int, logits wantLogits: Bool) {
+    /// One batched pass over `count` tokens starting at `tokens[start]`; logits for the last if asked
+    /// (always computed when `.confident` decides the chunk's depth on them).
+    private func prefillChunk(_ tokens: UnsafeBufferPointer<Int>, start: Int, count T: Int, logits wantLogits: Bool, exit rule: ExitRule) {
         let c = model.config
         let (d, F, qkvDim, qDim) = (c.hiddenSize, c.intermediateSize, c.qkvDim, c.qDim)
         let pos = position
@@ -227,7 +224,13 @@ public final class Session: @unchecked Sendable {
             precondition(token >= 0 && token < c.vocabSize, "token \(token) outside the vocabulary 0..<\(c.vocabSize)")
             (x + t * d).update(from: model.embed + token * d, count: d)
         }
+        var depth = rule.fixedDepth(layers: c.numHiddenLayers)  // layers run fully
+        var haveLogits = false
         for (l, layer) in model.layers.enumerated() {
+            if l >= depth {  // exited: state propagation into this layer's cache only
+                propagate(x, layer: l, tokens: T, start: pos)
+                continue
+            }
             // Attention block: one QKV product for all T tokens, then per-token causal attention.
             for t in 0..<T { rmsnorm(h + t * d, x + t * d, layer.attnNorm, d, eps: c.rmsNormEps) }
             layer.qkv.apply(qkv, ldo: qkvDim, h, ldx: d, tokens: T, accumulate: false, xu: xu, xs: xs)
@@ -240,29 +243,38 @@ public final class Session: @unchecked Sendable {
             for t in 0..<T { rmsnorm(h + t * d, x + t * d, layer.ffnNorm, d, eps: c.rmsNormEps) }
             layer.ffn.apply(x, h, tokens: T, batched: true, d: d, F: F, g: g, z: bz.pointer, xu: xu, xs: xs)
             layer.ffn.forEachProduct { m, products in count(m, tokens: T, products: products) }
+            if case .confident(let maxEntropy) = rule, c.earlyExitLayers.contains(l + 1) {
+                headLogits(x + (T - 1) * d)
+                if Sampler.entropy(logits) <= maxEntropy { depth = l + 1; haveLogits = true }
+            }
         }
         position = pos + T
-        if wantLogits {
-            let h0 = self.h.pointer
-            rmsnorm(h0, x + (T - 1) * d, model.finalNorm, d, eps: c.rmsNormEps)
-            model.head.apply(logitsBuffer.pointer, h0, accumulate: false, xu: xu)
-            count(model.head, tokens: 1)
-        }
+        lastExitLayer = depth
+        if wantLogits && !haveLogits { headLogits(x + (T - 1) * d) }
     }
 
     /// One decode step: appends `token` at `position`, returns the next-token logits (V), valid until
-    /// the next call. Allocates nothing. Precondition: `position < capacity`.
+    /// the next call. `exit` picks how many layers run fully (EarlyExit.swift); skipped layers still
+    /// receive this token's K and V. Allocates nothing. Precondition: `position < capacity`, unless `kvOptions.window`
+    /// rolls: then a full cache first evicts `kvOptions.evictChunk` positions after the sinks.
     @discardableResult
-    public func step(_ token: Int) -> UnsafeBufferPointer<Float> {
+    public func step(_ token: Int, exit rule: ExitRule = .full) -> UnsafeBufferPointer<Float> {
         let c = model.config
         let (d, F) = (c.hiddenSize, c.intermediateSize)
+        makeRoom(1)  // a rolling window evicts here; otherwise a no-op
         let pos = position
         precondition(pos < capacity, "KV cache full (\(capacity) positions): reset() or use a window")
         precondition(token >= 0 && token < c.vocabSize, "token \(token) outside the vocabulary 0..<\(c.vocabSize)")
         let x = x.pointer, h = h.pointer, qkv = qkv.pointer, att = att.pointer, g = g.pointer, z = z.pointer, xu = xu
+        var depth = rule.fixedDepth(layers: c.numHiddenLayers)  // layers run fully
+        var haveLogits = false
 
         x.update(from: model.embed + token * d, count: d)
         for (l, layer) in model.layers.enumerated() {
+            if l >= depth {  // exited: state propagation into this layer's cache only
+                propagate(x, layer: l, tokens: 1, start: pos)
+                continue
+            }
             // Attention block.
             rmsnorm(h, x, layer.attnNorm, d, eps: c.rmsNormEps)
             layer.qkv.apply(qkv, h, accumulate: false, xu: xu)
@@ -275,12 +287,45 @@ public final class Session: @unchecked Sendable {
             rmsnorm(h, x, layer.ffnNorm, d, eps: c.rmsNormEps)
             layer.ffn.apply(x, h, tokens: 1, batched: false, d: d, F: F, g: g, z: z, xu: xu, xs: xs.pointer)
             layer.ffn.forEachProduct { m, products in count(m, tokens: 1, products: products) }
+            if case .confident(let maxEntropy) = rule, c.earlyExitLayers.contains(l + 1) {
+                headLogits(x)
+                if Sampler.entropy(logits) <= maxEntropy { depth = l + 1; haveLogits = true }
+            }
         }
-        rmsnorm(h, x, model.finalNorm, d, eps: c.rmsNormEps)
-        model.head.apply(logitsBuffer.pointer, h, accumulate: false, xu: xu)
-        count(model.head, tokens: 1)
+        if !haveLogits { headLogits(x) }
         position = pos + 1
+        lastExitLayer = depth
         return logits
+    }
+
+    /// `logits (V) = head · rmsnorm(x (d), final_norm)`, counted; `h` is overwritten.
+    @inline(__always) private func headLogits(_ x: UnsafePointer<Float>) {
+        let c = model.config
+        rmsnorm(h.pointer, x, model.finalNorm, c.hiddenSize, eps: c.rmsNormEps)
+        model.head.apply(logitsBuffer.pointer, h.pointer, accumulate: false, xu: xu)
+        count(model.head, tokens: 1)
+    }
+
+    /// State propagation for an exited layer `l`: the `T` rows of `x (T, d)` (tokens at positions
+    /// `start..<start+T`) go through l's attention RMSNorm and the K and V rows of its QKV projection
+    /// (all rows when q_dim is not a multiple of 16), and the rotated K and V are appended to l's
+    /// cache. No queries, attention, W_o or FFN; `x` is unchanged.
+    @inline(__always) private func propagate(_ x: UnsafePointer<Float>, layer l: Int, tokens T: Int, start: Int) {
+        let c = model.config
+        let (d, qkvDim) = (c.hiddenSize, c.qkvDim)
+        let layer = model.layers[l]
+        let kv = layer.qkv.rowSuffix(from: c.qDim)   // (2·kv_dim, d) view of the K and V rows
+        let m = kv ?? layer.qkv, skip = kv == nil ? 0 : c.qDim
+        if T == 1 {
+            rmsnorm(h.pointer, x, layer.attnNorm, d, eps: c.rmsNormEps)
+            m.apply(qkv.pointer + skip, h.pointer, accumulate: false, xu: xu)
+            rotateAndAppend(qkv.pointer, layer: l, pos: start)  // also rotates stale q rows: harmless
+        } else {
+            for t in 0..<T { rmsnorm(bh.pointer + t * d, x + t * d, layer.attnNorm, d, eps: c.rmsNormEps) }
+            m.apply(bqkv.pointer + skip, ldo: qkvDim, bh.pointer, ldx: d, tokens: T, accumulate: false, xu: xu, xs: xs.pointer)
+            for t in 0..<T { rotateAndAppend(bqkv.pointer + t * qkvDim, layer: l, pos: start + t) }
+        }
+        count(m, tokens: T)
     }
 }
 

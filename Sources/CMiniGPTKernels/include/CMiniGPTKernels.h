@@ -6,4 +6,5 @@
 uint32_t mgk_cpu_features(void);
 #include "mgk_fp32.h"
 #include "mgk_int8.h"
+#include "mgk_kv.h"
 #endif
