@@ -17,11 +17,29 @@ public struct EvalReport: Codable, Sendable, Equatable {
     public var tokens: Int
     /// Window length used.
     public var seqLen: Int
+    /// The same tokens scored by the early-exit heads (shared final norm + tied embedding after
+    /// l blocks), one per `early_exit_layers` entry in increasing l; nil for a model without exits.
+    public var exits: [ExitScore]? = nil
 
     enum CodingKeys: String, CodingKey {
-        case perplexity, tokens
+        case perplexity, tokens, exits
         case avgLogprob = "avg_logprob", bitsPerChar = "bits_per_char", bitsPerByte = "bits_per_byte"
         case avgEntropy = "avg_entropy", seqLen = "seq_len"
+    }
+}
+
+/// Held-out score of one early-exit head.
+public struct ExitScore: Codable, Sendable, Equatable {
+    /// Blocks run before the head (1..<num_hidden_layers).
+    public var layer: Int
+    /// Mean ln p(token) over the scored tokens (nats, ≤ 0).
+    public var avgLogprob: Double
+    /// −Σ log₂ p / bytes of the corpus.
+    public var bitsPerByte: Double
+
+    enum CodingKeys: String, CodingKey {
+        case layer
+        case avgLogprob = "avg_logprob", bitsPerByte = "bits_per_byte"
     }
 }
 
@@ -35,6 +53,9 @@ public enum Evaluator {
         let windows = stream.evaluationWindows(T: seqLen)
         guard !windows.isEmpty else { throw TrainError.message("corpus too short to score: \(stream.tokens.count) tokens") }
         let model = try TrainableModel(weights: weights, batch: batch, seqLen: seqLen, workers: threads)
+        model.measureExits = true  // a no-op without early_exit_layers
+        let exitLayers = model.exitLayers
+        var exitSums = Array(repeating: 0.0, count: exitLayers.count)  // Σ −ln p per exit
         var sums = ScoreSums()
         var i = 0
         while i < windows.count {
@@ -44,14 +65,20 @@ public enum Evaluator {
                 else { ids += Array(repeating: 0, count: seqLen); targets += Array(repeating: -1, count: seqLen) }
             }
             sums.add(model.score(ids: ids, targets: targets))
+            // score() runs without smoothing, so each exit's loss sum is Σ −ln p(target).
+            for shard in model.shards { for e in exitSums.indices { exitSums[e] += shard.exitLossSums[e] } }
             i += batch
         }
         let n = Double(max(sums.count, 1))
         let bits = -sums.logProb / log(2.0)
+        let exits = exitLayers.enumerated().map { e, l in
+            ExitScore(layer: l, avgLogprob: -exitSums[e] / n, bitsPerByte: exitSums[e] / log(2.0) / Double(max(stream.bytes, 1)))
+        }
         return EvalReport(avgLogprob: sums.logProb / n, perplexity: exp(-sums.logProb / n),
                           bitsPerChar: bits / Double(max(stream.characters, 1)),
                           bitsPerByte: bits / Double(max(stream.bytes, 1)),
-                          avgEntropy: sums.entropy / n, tokens: sums.count, seqLen: seqLen)
+                          avgEntropy: sums.entropy / n, tokens: sums.count, seqLen: seqLen,
+                          exits: exits.isEmpty ? nil : exits)
     }
 
     /// Loads the folder `dir` (config, weights, tokenizer.json, training.json) and scores `corpus`

@@ -178,23 +178,29 @@ func gemmScalar(_ c: FloatPtr, ldc: Int, _ a: ConstFloatPtr, lda: Int, _ b: Cons
 // MARK: - Matmul forward/backward (fast)
 
 /// out (N, OC) = inp (N, IC) · w (OC, IC)ᵀ. `ws` holds at least IC·OC floats.
+/// Rows of `out` are `ldOut` floats apart and rows of `inp` `ldIn` apart (default: dense), so a
+/// column block of a wider activation (the low-rank FFN's z = [z_gate | z_up]) is read or written
+/// in place.
 func matmulForward(_ out: FloatPtr, _ inp: ConstFloatPtr, _ w: ConstFloatPtr, N: Int, IC: Int, OC: Int,
-                   ws: GemmWorkspace) {
+                   ws: GemmWorkspace, ldOut: Int? = nil, ldIn: Int? = nil) {
     precondition(ws.count >= IC * OC)
     transpose(ws.pointer, w, rows: IC, cols: OC)  // wᵀ (IC, OC)
-    gemm(out, ldc: OC, inp, lda: IC, ws.pointer, ldb: OC, M: N, Nc: OC, K: IC, accumulate: false)
+    gemm(out, ldc: ldOut ?? OC, inp, lda: ldIn ?? IC, ws.pointer, ldb: OC, M: N, Nc: OC, K: IC, accumulate: false)
 }
 
 /// dinp (N, IC) += dout (N, OC) · w (OC, IC); dw (OC, IC) += dout (N, OC)ᵀ · inp (N, IC).
 /// Forward was out[n,o] = Σ_i inp[n,i]·w[o,i], so ∂out[n,o]/∂inp[n,i] = w[o,i] and
 /// ∂out[n,o]/∂w[o,i] = inp[n,i]: each gradient is the other operand weighted by dout.
-/// `ws` holds at least N·OC floats.
+/// `ws` holds at least N·OC floats. `ldOut` / `ldIn`: row strides of dout and of inp, dinp (default:
+/// dense), as in `matmulForward`.
 func matmulBackward(_ dinp: FloatPtr, _ dw: FloatPtr, _ dout: ConstFloatPtr, _ inp: ConstFloatPtr,
-                    _ w: ConstFloatPtr, N: Int, IC: Int, OC: Int, ws: GemmWorkspace) {
+                    _ w: ConstFloatPtr, N: Int, IC: Int, OC: Int, ws: GemmWorkspace,
+                    ldOut: Int? = nil, ldIn: Int? = nil) {
     precondition(ws.count >= N * OC)
-    gemm(dinp, ldc: IC, dout, lda: OC, w, ldb: IC, M: N, Nc: IC, K: OC, accumulate: true)
-    transpose(ws.pointer, dout, rows: OC, cols: N)  // doutᵀ (OC, N)
-    gemm(dw, ldc: IC, ws.pointer, lda: N, inp, ldb: IC, M: OC, Nc: IC, K: N, accumulate: true)
+    let ldo = ldOut ?? OC, ldi = ldIn ?? IC
+    gemm(dinp, ldc: ldi, dout, lda: ldo, w, ldb: IC, M: N, Nc: IC, K: OC, accumulate: true)
+    transposeStrided(ws.pointer, ldo: N, dout, ldi: ldo, rows: OC, cols: N)  // doutᵀ (OC, N)
+    gemm(dw, ldc: IC, ws.pointer, lda: N, inp, ldb: ldi, M: OC, Nc: IC, K: N, accumulate: true)
 }
 
 // MARK: - Matmul forward/backward (naive reference)

@@ -11,7 +11,13 @@ import MiniGPT
 ///   "tokenizer": {"vocab_size": 512, "train_bytes": 2000000},  // or {"file": "tokenizer.json"}
 ///   "model": {"hidden_size": 128, "num_hidden_layers": 4, ...}, // config.json keys; vocab from tokenizer
 ///   "training": {"steps": 3000, "batch": 16, "seq_len": 128, "learning_rate": 0.003, ...},
-///   "out": "out/shakespeare"
+///   "out": "out/shakespeare",
+///   "init_from": "out/shakespeare",                  // optional: start from this model folder's
+///                                                   //   weights and tokenizer (shape from its config)
+///   "qat": {"attention": true, "ffn": true},          // optional: fake-INT8 weights, STE backward
+///   "lora": {"rank": 8, "alpha": 8, "targets": ["qkv", "o", "gate", "up", "down"]}
+///                                                   // optional: freeze the base, train adapters;
+///                                                   //   `out` becomes a PEFT-style adapter folder
 /// }
 /// ```
 /// Unknown keys are rejected with their key path (`training.learnig_rate`). Relative paths are
@@ -55,6 +61,9 @@ public struct Recipe: Sendable, Equatable {
         public var threads = 2
         /// Fraction of the corpus tokens held out when no validation corpus is given.
         public var validationFraction = 0.1
+        /// w of the early-exit auxiliary losses: loss = final + w · Σ over `model.early_exit_layers`
+        /// of the shared head's loss after that many blocks (0 = the final loss alone).
+        public var earlyExitLossWeight: Float = 0
     }
 
     /// Training corpus files.
@@ -69,6 +78,12 @@ public struct Recipe: Sendable, Equatable {
     public var training = Training()
     /// Output model folder.
     public var out = "out/model"
+    /// A model folder to start from (weights, config, tokenizer.json), nil = random init.
+    public var initFrom: String?
+    /// Quantization-aware training of the chosen weight groups (FakeQuant.swift), nil = off.
+    public var qat: QATSpec?
+    /// LoRA adapters on a frozen base (LoRA.swift), nil = off.
+    public var lora: LoRASpec?
 
     /// The defaults.
     public init() {}
@@ -91,10 +106,40 @@ public struct Recipe: Sendable, Equatable {
             throw TrainError.recipe(path: "", message: "not valid JSON: \(error.localizedDescription)")
         }
         let r = try RecipeReader.object(root, path: "")
-        try RecipeReader.allow(r, path: "", keys: ["corpus", "validation_corpus", "tokenizer", "model", "training", "out", "comment"])
+        try RecipeReader.allow(r, path: "", keys: ["corpus", "validation_corpus", "tokenizer", "model", "training", "out", "comment",
+                                                          "init_from", "qat", "lora"])
         if let v = r["corpus"] { corpus = try RecipeReader.strings(v, path: "corpus") }
         if let v = r["validation_corpus"] { validationCorpus = try RecipeReader.strings(v, path: "validation_corpus") }
         if let v = r["out"] { out = try RecipeReader.string(v, path: "out") }
+        if let v = r["init_from"] { initFrom = try RecipeReader.string(v, path: "init_from") }
+        if let v = r["qat"] {
+            let q = try RecipeReader.object(v, path: "qat")
+            try RecipeReader.allow(q, path: "qat", keys: ["attention", "ffn"])
+            var spec = QATSpec()
+            if let v = q["attention"] { spec.attention = try RecipeReader.bool(v, path: "qat.attention") }
+            if let v = q["ffn"] { spec.ffn = try RecipeReader.bool(v, path: "qat.ffn") }
+            qat = spec
+        }
+        if let v = r["lora"] {
+            let l = try RecipeReader.object(v, path: "lora")
+            try RecipeReader.allow(l, path: "lora", keys: ["rank", "alpha", "targets"])
+            guard let rv = l["rank"] else { throw TrainError.recipe(path: "lora.rank", message: "expected an integer ≥ 1, found nothing (required)") }
+            let rank = try RecipeReader.int(rv, path: "lora.rank", min: 1)
+            let alpha = try l["alpha"].map { try RecipeReader.float($0, path: "lora.alpha", min: 0) }
+            var targets = LoRATarget.allCases
+            if let tv = l["targets"] {
+                let names = try RecipeReader.strings(tv, path: "lora.targets")
+                targets = try names.enumerated().map { i, s in
+                    guard let t = LoRATarget(name: s) else {
+                        throw TrainError.recipe(path: "lora.targets[\(i)]", message: "expected one of \(LoRATarget.allCases.map(\.rawValue)), found \"\(s)\"")
+                    }
+                    return t
+                }
+                guard !targets.isEmpty else { throw TrainError.recipe(path: "lora.targets", message: "expected at least one target, found none") }
+                guard Set(targets).count == targets.count else { throw TrainError.recipe(path: "lora.targets", message: "expected distinct targets, found \(names)") }
+            }
+            lora = LoRASpec(rank: rank, alpha: alpha, targets: targets)
+        }
         if let v = r["tokenizer"] {
             let t = try RecipeReader.object(v, path: "tokenizer")
             try RecipeReader.allow(t, path: "tokenizer", keys: ["file", "vocab_size", "observation_tokens", "intent_tokens", "train_bytes"])
@@ -118,7 +163,7 @@ public struct Recipe: Sendable, Equatable {
             try RecipeReader.allow(t, path: "training", keys: [
                 "steps", "batch", "seq_len", "learning_rate", "min_lr_fraction", "warmup_steps", "beta1", "beta2",
                 "epsilon", "weight_decay", "grad_clip", "label_smoothing", "eval_interval", "eval_batches",
-                "checkpoint_interval", "seed", "threads", "validation_fraction"])
+                "checkpoint_interval", "seed", "threads", "validation_fraction", "early_exit_loss_weight"])
             var tr = Training()
             if let v = t["steps"] { tr.steps = try RecipeReader.int(v, path: p + "steps", min: 1) }
             if let v = t["batch"] { tr.batch = try RecipeReader.int(v, path: p + "batch", min: 1) }
@@ -138,6 +183,7 @@ public struct Recipe: Sendable, Equatable {
             if let v = t["seed"] { tr.seed = UInt64(try RecipeReader.int(v, path: p + "seed", min: 0)) }
             if let v = t["threads"] { tr.threads = try RecipeReader.int(v, path: p + "threads", min: 1) }
             if let v = t["validation_fraction"] { tr.validationFraction = Double(try RecipeReader.float(v, path: p + "validation_fraction", min: 0, max: 0.9)) }
+            if let v = t["early_exit_loss_weight"] { tr.earlyExitLossWeight = try RecipeReader.float(v, path: p + "early_exit_loss_weight", min: 0, max: 100) }
             training = tr
         }
     }
@@ -160,6 +206,10 @@ public struct Recipe: Sendable, Equatable {
         if config.vocabSize < vocabSize {
             throw TrainError.recipe(path: "model.vocab_size", message: "expected ≥ the tokenizer's \(vocabSize), found \(config.vocabSize)")
         }
+        if training.earlyExitLossWeight > 0 && config.earlyExitLayers.isEmpty {
+            throw TrainError.recipe(path: "training.early_exit_loss_weight",
+                                    message: "expected 0 when model.early_exit_layers is empty (no exit to train), found \(training.earlyExitLossWeight)")
+        }
         if config.maxPositionEmbeddings < training.seqLen {
             throw TrainError.recipe(path: "model.max_position_embeddings", message: "expected ≥ training.seq_len \(training.seqLen), found \(config.maxPositionEmbeddings)")
         }
@@ -171,18 +221,19 @@ public struct Recipe: Sendable, Equatable {
 enum ModelConfigKeys {
     static let all = ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
                       "intermediate_size", "max_position_embeddings", "rope_theta", "rms_norm_eps",
-                      "tie_word_embeddings", "fused_qkv", "ffn_rank", "early_exit_layers"]
+                      "tie_word_embeddings", "fused_qkv", "ffn_rank", "early_exit_layers", "kv_cache"]
 }
 
-/// A JSON scalar/array kept as-is (the recipe's model keys, passed through to ModelConfig).
+/// A JSON value kept as-is (the recipe's model keys, passed through to ModelConfig).
 public enum JSONValue: Sendable, Equatable {
-    case number(Double), bool(Bool), string(String), array([JSONValue])
+    case number(Double), bool(Bool), string(String), array([JSONValue]), object([String: JSONValue])
 
     init(_ any: Any) throws {
         if let b = any as? Bool, type(of: any) == type(of: NSNumber(value: true)) { self = .bool(b); return }
         if let n = any as? NSNumber { self = .number(n.doubleValue); return }
         if let s = any as? String { self = .string(s); return }
         if let a = any as? [Any] { self = .array(try a.map { try JSONValue($0) }); return }
+        if let o = any as? [String: Any] { self = .object(try o.mapValues { try JSONValue($0) }); return }
         throw TrainError.recipe(path: "model", message: "unsupported JSON value \(any)")
     }
 
@@ -192,6 +243,7 @@ public enum JSONValue: Sendable, Equatable {
         case .bool(let b): return b
         case .string(let s): return s
         case .array(let a): return a.map(\.any)
+        case .object(let o): return o.mapValues(\.any)
         }
     }
 }
@@ -219,6 +271,13 @@ enum RecipeReader {
         if let s = v as? String { return [s] }
         guard let a = v as? [Any] else { throw TrainError.recipe(path: path, message: "expected a string or an array of strings, found \(v)") }
         return try a.enumerated().map { try string($1, path: "\(path)[\($0)]") }
+    }
+
+    static func bool(_ v: Any, path: String) throws -> Bool {
+        guard let b = v as? Bool, type(of: v) == type(of: NSNumber(value: true)) else {
+            throw TrainError.recipe(path: path, message: "expected true or false, found \(v)")
+        }
+        return b
     }
 
     static func int(_ v: Any, path: String, min: Int) throws -> Int {

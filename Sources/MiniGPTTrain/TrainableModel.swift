@@ -13,18 +13,28 @@ public final class TrainableModel: @unchecked Sendable {
     public let layout: ParameterLayout
     /// The parameters (layout order).
     public let params: ParameterBuffer
-    /// The optimizer.
+    /// The optimizer over the trainable vector: `params`, or the adapters under LoRA.
     public let optimizer: AdamW
     /// Sequences per step.
     public let batch: Int
     /// Tokens per sequence.
     public let seqLen: Int
     let shards: [ModelShard]
+    /// Fake-quantized weight groups (QAT), nil when off.
+    public let qat: QATSpec?
+    /// The adapters under LoRA (then `params` is the frozen base), nil when off.
+    public let lora: LoRAState?
+    let fakeQuant: [FakeQuantMatrix]
+    /// What the shards read when QAT or LoRA is on: eff = fakeQuant(params + (α/r)·B·A), rebuilt
+    /// before every forward (FakeQuant.swift, LoRA.swift). Nil when the shards read `params`.
+    let effective: ParameterBuffer?
 
     /// A model with `weights`, for batches of `batch` sequences of `seqLen` tokens split over
     /// `workers` threads (2 uses both cores; the split is part of the numerics, keep it fixed).
+    /// `qat` trains through fake INT8 weights (straight-through estimator); `lora` freezes
+    /// `weights` and trains rank-r adapters (A drawn with `loraSeed`, B zero) instead.
     public init(weights: ModelWeights, batch: Int, seqLen: Int, optimizer: AdamWConfig = AdamWConfig(),
-                workers: Int = 2) throws {
+                workers: Int = 2, qat: QATSpec? = nil, lora: LoRASpec? = nil, loraSeed: UInt64 = 1) throws {
         layout = try ParameterLayout(config: weights.config)
         guard batch >= 1, seqLen >= 1 else { throw TrainError.message("batch and sequence length must be ≥ 1, found \(batch) × \(seqLen)") }
         guard seqLen <= weights.config.maxPositionEmbeddings else {
@@ -32,17 +42,54 @@ public final class TrainableModel: @unchecked Sendable {
         }
         params = ParameterBuffer(count: layout.count)
         layout.pack(weights, into: params.pointer)
-        self.optimizer = AdamW(config: optimizer, count: layout.count)
+        let qatOn = qat?.isEnabled == true ? qat : nil
+        let lay = layout  // (also the shards' layout below)
+        let adapters = try lora.map { try LoRAState(spec: $0, layout: lay, seed: loraSeed) }
+        self.qat = qatOn
+        fakeQuant = try qatOn?.matrices(lay) ?? []
+        self.lora = adapters
+        effective = (qatOn != nil || adapters != nil) ? ParameterBuffer(count: lay.count) : nil
+        self.optimizer = AdamW(config: optimizer, count: adapters?.count ?? lay.count)
         self.batch = batch
         self.seqLen = seqLen
         let w = max(1, min(workers, batch))
         // Shard i takes ⌈B/w⌉ or ⌊B/w⌋ consecutive sequences.
-        let lay = layout
         shards = (0..<w).map { i in ModelShard(layout: lay, B: batch / w + (i < batch % w ? 1 : 0), T: seqLen) }
     }
 
-    /// The current parameters as engine weights.
+    /// The current parameters as engine weights: the FP32 master under QAT, the frozen base under LoRA.
     public var weights: ModelWeights { layout.unpack(params.pointer) }
+
+    /// The weights the forward pass reads (after fake quantization and/or merged adapters).
+    public var effectiveWeights: ModelWeights {
+        layout.unpack(prepareEffective())
+    }
+
+    /// Parameters the optimizer trains (all of them, or the adapters under LoRA).
+    public var trainableCount: Int { lora?.count ?? layout.count }
+
+    /// The buffer the shards read: `effective` when QAT or LoRA is on, else `params`.
+    var input: FloatPtr { effective?.pointer ?? params.pointer }
+
+    /// Builds the buffer the shards read and returns it: `params` itself, or
+    /// eff = fakeQuant(params + (α/r)·B·A). Rebuilt on every call (a few ms: a copy, the adapter
+    /// products and one quantization round trip per matrix), so it can never be stale.
+    @discardableResult
+    func prepareEffective() -> FloatPtr {
+        guard let eff = effective else { return params.pointer }
+        eff.pointer.update(from: params.pointer, count: layout.count)
+        lora?.merge(into: eff.pointer)
+        if !fakeQuant.isEmpty {
+            // Two fixed halves of the matrix list on two threads: each matrix is independent.
+            let list = fakeQuant, half = (list.count + 1) / 2
+            DispatchQueue.concurrentPerform(iterations: 2) { h in
+                for m in list[(h == 0 ? 0 : half)..<(h == 0 ? half : list.count)] {
+                    fakeQuantize(eff.pointer + m.offset, rows: m.rows, cols: m.cols)
+                }
+            }
+        }
+        return eff.pointer
+    }
 
     /// The summed gradients of the last `forwardBackward` (layout order).
     public var gradients: ParameterBuffer { shards[0].grads }
@@ -63,9 +110,10 @@ public final class TrainableModel: @unchecked Sendable {
     /// Mean loss over the valid targets of (`ids`, `targets`) without touching gradients.
     public func loss(ids: [Int32], targets: [Int32], smoothing: Float = 0) -> Float {
         load(ids: ids, targets: targets)
+        prepareEffective()
         let sums = SharedDoubles(count: shards.count)
         DispatchQueue.concurrentPerform(iterations: shards.count) { i in
-            sums[i] = shards[i].forward(params: params.pointer, smoothing: smoothing)
+            sums[i] = shards[i].forward(params: input, smoothing: smoothing)
         }
         let valid = targets.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) }
         return Float(sums.total / Double(max(valid, 1)))
@@ -78,10 +126,11 @@ public final class TrainableModel: @unchecked Sendable {
         load(ids: ids, targets: targets)
         let valid = targets.reduce(0) { $0 + ($1 >= 0 ? 1 : 0) }
         let dloss = 1 / Float(max(valid, 1))
+        prepareEffective()
         let sums = SharedDoubles(count: shards.count)
         DispatchQueue.concurrentPerform(iterations: shards.count) { i in
-            sums[i] = shards[i].forward(params: params.pointer, smoothing: smoothing)
-            shards[i].backward(params: params.pointer, smoothing: smoothing, dloss: dloss)
+            sums[i] = shards[i].forward(params: input, smoothing: smoothing)
+            shards[i].backward(params: input, smoothing: smoothing, dloss: dloss)
         }
         // Sum shard gradients into shard 0's buffer, over two fixed halves in parallel.
         if shards.count > 1 {
@@ -94,6 +143,8 @@ public final class TrainableModel: @unchecked Sendable {
                 }
             }
         }
+        // QAT: straight-through, ∂L/∂W = ∂L/∂W_eff (nothing to do). LoRA: map dW to dA, dB.
+        lora?.backward(dW: shards[0].grads.pointer)
         return Float(sums.total / Double(max(valid, 1)))
     }
 
@@ -104,6 +155,11 @@ public final class TrainableModel: @unchecked Sendable {
 
     /// ‖gradients‖₂ (two halves summed in Double, in a fixed order).
     public func gradientNorm() -> Float {
+        if let lora {
+            var s: Double = 0
+            for i in 0..<lora.count { s += Double(lora.grads.pointer[i]) * Double(lora.grads.pointer[i]) }
+            return Float(s.squareRoot())
+        }
         let halves = halfRanges()
         let parts = SharedDoubles(count: 2)
         DispatchQueue.concurrentPerform(iterations: 2) { h in
@@ -124,6 +180,11 @@ public final class TrainableModel: @unchecked Sendable {
         let scale: Float = (clip > 0 && norm > clip) ? clip / (norm + 1e-6) : 1
         optimizer.step += 1
         let t = optimizer.step
+        if let lora {
+            optimizer.update(params: lora.params.pointer, grads: lora.grads.pointer, range: 0..<lora.count,
+                             decays: true, lr: lr, t: t, gradScale: scale)
+            return norm
+        }
         let halves = halfRanges()
         DispatchQueue.concurrentPerform(iterations: 2) { h in
             for s in layout.slices {
@@ -202,9 +263,10 @@ extension TrainableModel {
         load(ids: ids, targets: targets)
         let V = layout.config.vocabSize
         let parts = SharedDoubles(count: 3 * shards.count)
+        prepareEffective()
         DispatchQueue.concurrentPerform(iterations: shards.count) { i in
             let s = shards[i]
-            s.forward(params: params.pointer, smoothing: 0)
+            s.forward(params: input, smoothing: 0)
             let a = s.acts, probs = a[a.logits], losses = a[a.losses]
             var lp = 0.0, ent = 0.0, n = 0.0
             for r in 0..<(s.B * s.T) where s.targets[r] >= 0 {

@@ -34,10 +34,17 @@ public struct TrainingRecord: Codable, Sendable, Equatable {
     public var curve: [CurvePoint]
     /// How the data order is drawn (so a resumed run continues the same sequence).
     public var dataOrder = "step s samples its batch from RNG(seed: seed &* 0x9E3779B97F4A7C15 ^ s)"
+    /// The model folder the run started from (recipe `init_from`), if any.
+    public var initFrom: String? = nil
+    /// The weight groups trained through fake INT8 quantization (recipe `qat`), if any: the folder
+    /// holds the FP32 master weights; `mgpt quantize` gives the INT8 model the run was trained for.
+    public var qat: QATSpec? = nil
+    /// The LoRA adapters trained (recipe `lora`), if any: the folder is then an adapter folder.
+    public var lora: LoRASpec? = nil
 
     enum CodingKeys: String, CodingKey {
-        case step, seed, batch, curve
-        case trainSeqLen = "train_seq_len", totalSteps = "total_steps", dataOrder = "data_order"
+        case step, seed, batch, curve, qat, lora
+        case trainSeqLen = "train_seq_len", totalSteps = "total_steps", dataOrder = "data_order", initFrom = "init_from"
     }
 
     /// File name inside a model folder.
@@ -102,12 +109,31 @@ public final class Trainer {
         if resume && state == nil {
             throw TrainError.file(out.appendingPathComponent(TrainingRecord.fileName).path, "--resume needs a checkpoint here (missing)")
         }
+        if resume && r.lora != nil {
+            throw TrainError.recipe(path: "lora", message: "--resume is not supported for LoRA runs (the adapter folder keeps no optimizer state); rerun from init_from")
+        }
+        if r.lora != nil && r.initFrom == nil {
+            throw TrainError.recipe(path: "init_from", message: "LoRA trains adapters on a frozen base: expected a base model folder, found none")
+        }
+        // init_from: the starting weights (and shape, and tokenizer) come from a model folder.
+        var initial: ModelWeights? = nil
+        if let dir = r.initFrom {
+            initial = try Self.loadInitial(URL(fileURLWithPath: dir), recipe: r)
+        }
 
         // Tokenizer: the checkpoint's when resuming, a given file, or trained on the corpus.
         let tokenizer: Tokenizer
         let tokURL = out.appendingPathComponent(ModelFolder.tokenizerFile)
-        if resume {
+        if resume && r.lora == nil {
             tokenizer = try Tokenizer(contentsOf: tokURL)
+        } else if let dir = r.initFrom {
+            let url = URL(fileURLWithPath: dir).appendingPathComponent(ModelFolder.tokenizerFile)
+            do { tokenizer = try Tokenizer(contentsOf: url) } catch {
+                throw TrainError.recipe(path: "init_from", message: "expected a model folder with \(ModelFolder.tokenizerFile): \(error)")
+            }
+            guard tokenizer.vocabSize <= initial!.config.vocabSize else {
+                throw TrainError.recipe(path: "init_from", message: "\(url.path) has \(tokenizer.vocabSize) ids, more than the model's vocab_size \(initial!.config.vocabSize)")
+            }
         } else if let f = r.tokenizer.file {
             tokenizer = try Tokenizer(contentsOf: URL(fileURLWithPath: f))
         } else {
@@ -136,9 +162,11 @@ public final class Trainer {
         log("data: \(train.tokens.count) training tokens (\(train.bytes) bytes), \(val.tokens.count) held-out tokens, encoded in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s")
 
         // Model and optimizer.
-        let config = try r.modelConfig(vocabSize: tokenizer.vocabSize)
+        let config = try initial?.config ?? r.modelConfig(vocabSize: tokenizer.vocabSize)
         let weights: ModelWeights
-        if resume {
+        if let initial, !resume {
+            weights = initial
+        } else if resume {
             weights = try ModelFolder.load(out)
             guard weights.config == config else {
                 throw TrainError.file(out.appendingPathComponent(ModelFolder.configFile).path,
@@ -148,7 +176,8 @@ public final class Trainer {
             weights = ModelWeights(random: config, seed: tr.seed)
         }
         let model = try TrainableModel(weights: weights, batch: tr.batch, seqLen: tr.seqLen,
-                                       optimizer: tr.optimizer, workers: tr.threads)
+                                       optimizer: tr.optimizer, workers: tr.threads, qat: r.qat, lora: r.lora, loraSeed: tr.seed)
+        model.earlyExitLossWeight = tr.earlyExitLossWeight
         var curve: [CurvePoint] = []
         var startStep = 0
         if let state {
@@ -161,6 +190,14 @@ public final class Trainer {
             }
             log("resume: step \(startStep) of \(tr.steps) from \(out.path)")
         }
+        if let lora = model.lora {
+            log("lora: rank \(lora.spec.rank) alpha \(lora.spec.alpha) on \(lora.spec.targets.map(\.rawValue).joined(separator: ",")): \(lora.count) trainable parameters (\(String(format: "%.2f", 100 * Double(lora.count) / Double(model.layout.count)))% of \(model.layout.count)), base frozen")
+        }
+        if let spec = model.lora?.spec, spec.trainableFraction(config) > 0.05 {
+            log(String(format: "warning: lora trains %.1f%% of the parameters (> 5%%); lower lora.rank or use fewer lora.targets", 100 * spec.trainableFraction(config)))
+        }
+        if let q = model.qat { log("qat: fake INT8 weights (per-row scales) for attention \(q.attention), ffn \(q.ffn); straight-through backward") }
+        if let dir = r.initFrom { log("init_from: \(dir)") }
         log("model: \(model.layout.count) parameters, d=\(config.hiddenSize) layers=\(config.numHiddenLayers) heads=\(config.numAttentionHeads)/\(config.numKeyValueHeads) ffn=\(config.intermediateSize) vocab=\(config.vocabSize); batch \(tr.batch) × \(tr.seqLen), \(tr.steps) steps")
 
         // Held-out windows: evenly spaced over the held-out stream, a fixed set for every evaluation.
@@ -183,19 +220,33 @@ public final class Trainer {
             return sums.count > 0 ? Float(-sums.logProb / Double(sums.count)) : nil
         }
 
+        func record(step: Int) throws {
+            var record = TrainingRecord(trainSeqLen: tr.seqLen, step: step, totalSteps: tr.steps, seed: tr.seed,
+                                        batch: tr.batch, curve: curve)
+            record.initFrom = r.initFrom
+            record.qat = model.qat
+            record.lora = model.lora?.spec
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try enc.encode(record).write(to: out.appendingPathComponent(TrainingRecord.fileName), options: .atomic)
+        }
         func checkpoint(step: Int) throws {
-            try ModelFolder.save(model.weights, to: out, metadata: ["step": "\(step)"])
+            if let lora = model.lora {
+                // A PEFT-style adapter folder: adapter_model.safetensors + adapter_config.json, the
+                // base's tokenizer and the training record. No model.safetensors: the base is frozen.
+                try lora.adapter(baseModel: r.initFrom ?? "").save(to: out)
+                try tokenizer.save(to: tokURL)
+                try record(step: step)
+                return
+            }
+            try ModelFolder.save(model.weights, to: out, metadata: ["step": "\(step)"] .merging(model.qat == nil ? [:] : ["qat": "weights fake-quantized to INT8 in training; FP32 master stored, run mgpt quantize"]) { a, _ in a })
             try tokenizer.save(to: tokURL)
             var w = SafeTensorsWriter()
             w.metadata = ["step": "\(model.optimizer.step)", "layout": "MiniGPTTrain.ParameterLayout"]
             w.add("adamw.m", shape: [model.layout.count], floats: model.optimizer.m.array)
             w.add("adamw.v", shape: [model.layout.count], floats: model.optimizer.v.array)
             try w.write(to: out.appendingPathComponent(TrainingRecord.optimizerFile))
-            let record = TrainingRecord(trainSeqLen: tr.seqLen, step: step, totalSteps: tr.steps, seed: tr.seed,
-                                        batch: tr.batch, curve: curve)
-            let enc = JSONEncoder()
-            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try enc.encode(record).write(to: out.appendingPathComponent(TrainingRecord.fileName), options: .atomic)
+            try record(step: step)
         }
 
         // The loop.
@@ -257,6 +308,47 @@ public final class Trainer {
         log(interrupted ? "interrupted at step \(step): checkpoint saved to \(out.path) (continue with --resume)"
                         : "done: \(step) steps in \(Self.duration(seconds())), model folder \(out.path)")
         return TrainResult(step: step, interrupted: interrupted, valLoss: lastVal, out: out)
+    }
+
+    /// The weights of the `init_from` folder `dir`: FP32 only, dense or low-rank as stored; every
+    /// key of the recipe's `model` object must agree with the folder's config.json.
+    /// Recipe "model" keys that may differ from an `init_from` folder's config (no parameter depends on them).
+    static let parameterFreeKeys: Set<String> = ["early_exit_layers", "kv_cache"]
+
+    static func loadInitial(_ dir: URL, recipe r: Recipe) throws -> ModelWeights {
+        var w: ModelWeights
+        do { w = try ModelFolder.load(dir) } catch {
+            throw TrainError.recipe(path: "init_from", message: "expected a loadable model folder at \(dir.path): \(error)")
+        }
+        if let dt = w.config.weightDType, dt.attention == .int8 || dt.ffn == .int8 {
+            throw TrainError.recipe(path: "init_from", message: "\(dir.path) holds INT8 weights (weight_dtype attention \(dt.attention.rawValue), ffn \(dt.ffn.rawValue)); expected an FP32 folder (QAT and LoRA train FP32 masters)")
+        }
+        var have = try JSONSerialization.jsonObject(with: JSONEncoder().encode(w.config)) as? [String: Any] ?? [:]
+        // Keys that change no parameter (where the stack may exit, how the KV cache is stored) may
+        // differ from the folder's: the recipe's value wins, so a fine-tune can add early exits.
+        let free = r.model.filter { Self.parameterFreeKeys.contains($0.key) }
+        if !free.isEmpty {
+            for (k, v) in free { have[k] = v.any }
+            do {
+                w.config = try JSONDecoder().decode(ModelConfig.self, from: JSONSerialization.data(withJSONObject: have))
+            } catch {
+                throw TrainError.recipe(path: "model", message: "\(error)")
+            }
+        }
+        for (k, v) in r.model.sorted(by: { $0.key < $1.key }) where !Self.parameterFreeKeys.contains(k) {
+            let mine = try have[k].map { try JSONValue($0) }
+            func same(_ a: JSONValue?, _ b: JSONValue) -> Bool {
+                switch (a, b) {
+                case (.number(let x)?, .number(let y)): return abs(x - y) <= 1e-6 * max(abs(x), abs(y))  // Float keys (rms_norm_eps)
+                case (.array(let xs)?, .array(let ys)): return xs.count == ys.count && zip(xs, ys).allSatisfy { same($0, $1) }
+                default: return a == b
+                }
+            }
+            guard same(mine, v) else {
+                throw TrainError.recipe(path: "model.\(k)", message: "init_from \(dir.path) has \(have[k].map { "\($0)" } ?? "no value"), the recipe says \(v.any); drop the key or make them agree")
+            }
+        }
+        return w
     }
 
     func loadOptimizer(_ model: TrainableModel, from url: URL) throws {

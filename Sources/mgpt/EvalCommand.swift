@@ -15,6 +15,10 @@ struct EvalCommand: ParsableCommand {
     var corpus: [String]
     @Option(name: .customLong("seq-len"), help: "Window length (default: the trained sequence length).")
     var seqLen: Int?
+    @Flag(help: "Score with the inference engine's Session (packed FP32/INT8/low-rank kernels) instead of the trainer's forward.")
+    var engine = false
+    @Option(help: "A LoRA adapter folder merged into the model at load (adapter_config.json, adapter_model.safetensors).")
+    var adapter: String?
     @Flag(help: "Print one JSON object.")
     var json = false
 
@@ -24,14 +28,20 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        let r = try Evaluator.evaluate(modelDir: URL(fileURLWithPath: model), corpus: corpus, seqLen: seqLen)
+        let r: EvalReport
+        do {
+            r = try Evaluator.evaluate(modelDir: URL(fileURLWithPath: model), corpus: corpus, seqLen: seqLen, engine: engine,
+                                       adapter: adapter.map { URL(fileURLWithPath: $0) })
+        } catch let e as AdapterError {
+            throw failure("\(adapter ?? model): \(e)", code: Exit.dataError)
+        }
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys]
             print(String(decoding: try enc.encode(r), as: UTF8.self))
             return
         }
-        print("model \(model) on \(corpus.joined(separator: ", ")) (windows of \(r.seqLen) tokens)")
+        print("model \(model)\(adapter.map { " + adapter \($0)" } ?? "") [\(engine ? "engine" : "trainer")] on \(corpus.joined(separator: ", ")) (windows of \(r.seqLen) tokens)")
         print(String(format: "  tokens          %d", r.tokens))
         print(String(format: "  avg log-prob    %.4f nats/token", r.avgLogprob))
         print(String(format: "  perplexity      %.3f", r.perplexity))

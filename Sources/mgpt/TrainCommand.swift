@@ -38,6 +38,12 @@ struct TrainCommand: ParsableCommand {
     var tokenizer: String?
     @Option(name: .customLong("model-config"), help: "A config.json whose keys replace the recipe's model.")
     var modelConfig: String?
+    @Option(name: .customLong("init-from"), help: "Start from this model folder's weights, shape and tokenizer (recipe init_from).")
+    var initFrom: String?
+    @Option(help: "Train LoRA adapters of this rank on the frozen init_from base (recipe lora; targets all projections unless the recipe says).")
+    var lora: Int?
+    @Flag(help: "Quantization-aware training of attention and FFN weights (recipe qat).")
+    var qat = false
     @Flag(help: "Continue from the checkpoint in the output folder.")
     var resume = false
     @Flag(help: "Only errors and the final line on stderr.")
@@ -49,6 +55,7 @@ struct TrainCommand: ParsableCommand {
         if let seqLen, seqLen < 2 { throw ValidationError("--seq-len must be ≥ 2, found \(seqLen).") }
         if let lr, !(lr >= 0) { throw ValidationError("--lr must be ≥ 0, found \(lr).") }
         if let labelSmoothing, !(labelSmoothing >= 0 && labelSmoothing < 1) { throw ValidationError("--label-smoothing must be in [0, 1), found \(labelSmoothing).") }
+        if let lora, lora < 1 { throw ValidationError("--lora must be ≥ 1, found \(lora).") }
         if let vocabSize, vocabSize < 260 { throw ValidationError("--vocab-size must be ≥ 260, found \(vocabSize).") }
     }
 
@@ -67,6 +74,9 @@ struct TrainCommand: ParsableCommand {
         if let evalInterval { r.training.evalInterval = evalInterval }
         if let vocabSize { r.tokenizer.vocabSize = vocabSize; r.tokenizer.file = nil }
         if let tokenizer { r.tokenizer.file = tokenizer }
+        if let initFrom { r.initFrom = initFrom }
+        if let lora { r.lora = LoRASpec(rank: lora, alpha: r.lora?.rank == lora ? r.lora?.alpha : nil, targets: r.lora?.targets ?? LoRATarget.allCases) }
+        if qat && r.qat == nil { r.qat = QATSpec() }
         if let modelConfig {
             let data = try Data(contentsOf: URL(fileURLWithPath: modelConfig))
             guard let obj = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {

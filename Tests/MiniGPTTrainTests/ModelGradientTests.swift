@@ -9,17 +9,29 @@ func tinyConfig() -> ModelConfig {
                 numKeyValueHeads: 1, intermediateSize: 12, maxPositionEmbeddings: 16)
 }
 
-/// Random weights with matrices ×10 (std 0.2) and norms 1 ± 0.2.
+/// `tinyConfig()` with FFN rank `rank` (0 = dense), `layers` blocks and early exits `exits`.
+func tinyConfig(rank: Int, layers: Int = 2, exits: [Int] = []) -> ModelConfig {
+    var c = tinyConfig()
+    c.ffnRank = rank; c.numHiddenLayers = layers; c.earlyExitLayers = exits
+    return c
+}
+
+/// Random weights with matrices ×10 (std 0.2) and norms 1 ± 0.2 (low-rank factors ×√10 each,
+/// so their products are ×10 too).
 func tinyWeights(_ config: ModelConfig = tinyConfig(), seed: UInt64 = 7) -> ModelWeights {
     var w = ModelWeights(random: config, seed: seed)
     var rng = RNG(seed: seed &+ 1)
     func s(_ a: [Float]) -> [Float] { a.map { $0 * 10 } }
+    func h(_ a: [Float]) -> [Float] { a.map { $0 * Float(10).squareRoot() } }
     func n(_ a: [Float]) -> [Float] { a.map { _ in 1 + 0.2 * rng.nextGaussian() } }
     w.embed = s(w.embed)
     for l in w.layers.indices {
         w.layers[l].qkv = s(w.layers[l].qkv); w.layers[l].o = s(w.layers[l].o)
         w.layers[l].gate = s(w.layers[l].gate); w.layers[l].up = s(w.layers[l].up)
         w.layers[l].down = s(w.layers[l].down)
+        w.layers[l].gateA = h(w.layers[l].gateA); w.layers[l].gateB = h(w.layers[l].gateB)
+        w.layers[l].upA = h(w.layers[l].upA); w.layers[l].upB = h(w.layers[l].upB)
+        w.layers[l].downA = h(w.layers[l].downA); w.layers[l].downB = h(w.layers[l].downB)
         w.layers[l].attnNorm = n(w.layers[l].attnNorm); w.layers[l].ffnNorm = n(w.layers[l].ffnNorm)
     }
     w.finalNorm = n(w.finalNorm)
@@ -35,15 +47,36 @@ func tinyBatch(B: Int, T: Int, V: Int, seed: UInt64) -> (ids: [Int32], targets: 
     return (ids, targets)
 }
 
+/// One whole-model gradient check: label smoothing, FFN rank (0 = dense), early-exit loss weight.
+struct GradientCase: Sendable, CustomStringConvertible {
+    var smoothing: Float, rank: Int, exitWeight: Float
+    var description: String { "smoothing \(smoothing), ffn_rank \(rank), exit w \(exitWeight)" }
+}
+
+/// The trained objective after `model.loss`: final loss + w · Σ exit losses (mean per target).
+func objective(_ model: TrainableModel, ids: [Int32], targets: [Int32], smoothing: Float) -> Double {
+    let final = Double(model.loss(ids: ids, targets: targets, smoothing: smoothing))
+    let exits = model.exitLosses ?? []
+    return final + Double(model.earlyExitLossWeight) * exits.reduce(0) { $0 + Double($1) }
+}
+
 @Suite("Whole-model gradients and determinism")
 struct ModelGradientTests {
-    /// Finite differences of the mean loss against backward for a sample of every tensor.
-    @Test(arguments: [Float(0), Float(0.1)])
-    func wholeModelFiniteDifferences(smoothing: Float) throws {
-        let c = tinyConfig()
+    /// Finite differences of the trained objective against backward for a sample of every tensor:
+    /// dense and low-rank FFNs, with and without early-exit auxiliary losses (3 blocks, exits 1, 2).
+    @Test(arguments: [GradientCase(smoothing: 0, rank: 0, exitWeight: 0), GradientCase(smoothing: 0.1, rank: 0, exitWeight: 0),
+                      GradientCase(smoothing: 0, rank: 3, exitWeight: 0), GradientCase(smoothing: 0.1, rank: 3, exitWeight: 0),
+                      GradientCase(smoothing: 0, rank: 0, exitWeight: 0.3), GradientCase(smoothing: 0.1, rank: 3, exitWeight: 0.7)])
+    func wholeModelFiniteDifferences(_ k: GradientCase) throws {
+        let c = k.exitWeight > 0 ? tinyConfig(rank: k.rank, layers: 3, exits: [1, 2]) : tinyConfig(rank: k.rank)
         let model = try TrainableModel(weights: tinyWeights(c), batch: 3, seqLen: 5)
+        model.earlyExitLossWeight = k.exitWeight
         let (ids, targets) = tinyBatch(B: 3, T: 5, V: c.vocabSize, seed: 3)
-        model.forwardBackward(ids: ids, targets: targets, smoothing: smoothing)
+        model.forwardBackward(ids: ids, targets: targets, smoothing: k.smoothing)
+        if k.exitWeight > 0 {
+            let exits = try #require(model.exitLosses)
+            #expect(exits.count == 2 && exits.allSatisfy { $0 > 0.5 }, "exit losses \(exits)")
+        }
         let grads = model.gradients.array
         var rng = RNG(seed: 99)
         let p = model.params.pointer
@@ -53,8 +86,8 @@ struct ModelGradientTests {
             var analytic: [Float] = [], numeric: [Float] = []
             for i in picks {
                 let keep = p[i]
-                p[i] = keep + eps; let lp = Double(model.loss(ids: ids, targets: targets, smoothing: smoothing))
-                p[i] = keep - eps; let lm = Double(model.loss(ids: ids, targets: targets, smoothing: smoothing))
+                p[i] = keep + eps; let lp = objective(model, ids: ids, targets: targets, smoothing: k.smoothing)
+                p[i] = keep - eps; let lm = objective(model, ids: ids, targets: targets, smoothing: k.smoothing)
                 p[i] = keep
                 analytic.append(grads[i]); numeric.append(Float((lp - lm) / (2 * Double(eps))))
             }
