@@ -100,6 +100,18 @@ final class ConfigReader {
         return n
     }
 
+    /// A number that may be absent (or JSON `null`): nil then.
+    func optionalNumber(_ path: String, range: ClosedRange<Double>? = nil, integer: Bool = false) throws -> Double? {
+        guard let v = value(path) else { return nil }
+        if case .null = v { return nil }
+        return try number(path, range: range, integer: integer)
+    }
+
+    /// An integer that may be absent (or JSON `null`): nil then.
+    func optionalInt(_ path: String, range: ClosedRange<Int>? = nil) throws -> Int? {
+        try optionalNumber(path, range: range.map { Double($0.lowerBound)...Double($0.upperBound) }, integer: true).map { Int($0) }
+    }
+
     func int(_ path: String, default d: Int? = nil, range: ClosedRange<Int>? = nil) throws -> Int {
         Int(try number(path, default: d.map(Double.init), range: range.map { Double($0.lowerBound)...Double($0.upperBound) }, integer: true))
     }

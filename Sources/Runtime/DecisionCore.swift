@@ -27,6 +27,11 @@ public struct LoopCounters: Sendable, Equatable {
     public var deadlineMisses: UInt64 = 0
     /// Context records evicted from the KV cache.
     public var evictions: UInt64 = 0
+    /// Decisions taken at reduced depth because the previous tick overran (`overrun_policy`
+    /// `"early_exit"`: the anytime answer).
+    public var anytime: UInt64 = 0
+    /// Decisions whose confidence exit (`model.exit_entropy`) stopped before the last layer.
+    public var earlyExits: UInt64 = 0
 }
 
 /// What one tick decided and the signals behind it.
@@ -49,6 +54,21 @@ public struct TickResult: Sendable {
     public var tokensIn: Int
     /// KV-cache positions in use after the tick.
     public var contextPositions: Int
+    /// Layers the decision ran fully (the model's depth unless it exited early; 0 before any run).
+    public var exitLayer: Int = 0
+    /// True when the decision ran at the anytime depth because the previous tick overran.
+    public var anytime: Bool = false
+}
+
+/// How a tick may use the model: the loop's overrun policy turns an overrun into one of these for
+/// the next tick, and a replay reads it back from the recorded intent.
+public enum TickMode: Sendable, Equatable {
+    /// Decide as configured.
+    case normal
+    /// Skip the model and publish the safe intent (policy `fallback`, reason `overrun`).
+    case hold
+    /// Run the model only to the anytime depth (policy `early_exit`).
+    case anytime
 }
 
 /// The decision tick as a pure function of its inputs (frames with their arrival times, and the
@@ -86,6 +106,10 @@ public final class DecisionCore {
     private var pendingMarker = -1
     private var last: TickResult
     private let staleNanos: UInt64
+    /// Layers an anytime decision runs (nil: no anytime depth configured).
+    public let anytimeLayer: Int?
+    /// The rule normal decisions use (`.full`, or `.confident` with `model.exit_entropy`).
+    private let normalRule: ExitRule
 
     /// Prefills the instruction. Throws `ConfigError` if the context cannot hold the instruction
     /// plus one observation record.
@@ -98,6 +122,30 @@ public final class DecisionCore {
         guard tokenizer.observationTokenCount >= ObservationEncoder.tokenCount else {
             throw ConfigError(file: config.modelPath, path: "tokenizer.json", message:
                 "reserves \(tokenizer.observationTokenCount) observation tokens; the encoder needs \(ObservationEncoder.tokenCount)")
+        }
+        let layers = model.config.numHiddenLayers
+        let exits = model.config.earlyExitLayers
+        if let k = config.earlyExitLayer {
+            guard k >= 1 && k < layers else {
+                throw ConfigError(file: "robot.json", path: "model.early_exit_layer", message:
+                    "expected a layer count in 1...\(layers - 1) (the model has \(layers) layers), found \(k)")
+            }
+            anytimeLayer = k
+        } else {
+            anytimeLayer = exits.first
+        }
+        if config.overrunPolicy == "early_exit" && anytimeLayer == nil {
+            throw ConfigError(file: "robot.json", path: "loop.overrun_policy", message:
+                "\"early_exit\" needs an exit depth: the model lists no early_exit_layers, so set model.early_exit_layer")
+        }
+        if let h = config.exitEntropy {
+            guard !exits.isEmpty else {
+                throw ConfigError(file: "robot.json", path: "model.exit_entropy", message:
+                    "the model lists no early_exit_layers (config.json), so a confidence exit has nowhere to stop")
+            }
+            normalRule = .confident(maxEntropy: h)
+        } else {
+            normalRule = .full
         }
         obsBase = tokenizer.observationTokenID(0)
         frameEnd = tokenizer.frameEndTokenID
@@ -162,19 +210,24 @@ public final class DecisionCore {
         if deadlineMissed { counters.deadlineMisses += 1 }
     }
 
-    /// Runs one tick at monotonic time `now` (ns) and returns its decision. With `overrunHold`
+    /// Runs one tick at monotonic time `now` (ns) and returns its decision. With mode `.hold`
     /// (policy `fallback` after an overrun) the model is skipped and the safe intent published;
-    /// a pending frame waits for the next tick.
-    public func tick(now: UInt64, overrunHold: Bool = false) -> TickResult {
+    /// a pending frame waits for the next tick. With `.anytime` (policy `early_exit`) a pending
+    /// frame is decided at the anytime depth.
+    public func tick(now: UInt64, mode: TickMode = .normal) -> TickResult {
         var r = last
         r.seq = counters.ticks
         r.ranModel = false
+        r.anytime = false
         r.tokensIn = 0
-        if overrunHold {
+        if mode == .hold {
             r.decision = controller.decideWithoutInput(.overrun)
         } else if pendingFresh {
             pendingFresh = false
-            r = think(r)
+            let anytime = mode == .anytime && anytimeLayer != nil
+            r = think(r, rule: anytime ? .after(anytimeLayer!) : normalRule)
+            r.anytime = anytime
+            if anytime { counters.anytime += 1 }
         } else if !hasFrame {
             r.decision = controller.decideWithoutInput(.noSensor)
             counters.watchdog += 1
@@ -195,13 +248,13 @@ public final class DecisionCore {
     @inline(__always) private func age(_ now: UInt64) -> UInt64 { now > lastFrameAt ? now - lastFrameAt : 0 }
 
     /// read → think → decide on the newest frame.
-    private func think(_ base: TickResult) -> TickResult {
+    private func think(_ base: TickResult, rule: ExitRule) -> TickResult {
         var r = base
         let n = encoder.encode(latest, into: obsTokens)
         // 1. Complete the previous record with the frame-end marker (deferred to keep it off the
         //    previous tick's latency).
         if pendingMarker >= 0 {
-            session.step(pendingMarker)
+            session.step(pendingMarker, exit: rule)
             recordLengths[(recordHead + recordCount - 1) % recordLengths.count] += 1
             pendingMarker = -1
         }
@@ -215,7 +268,9 @@ public final class DecisionCore {
         }
         // 3. Prefill this observation in one batched pass (each weight read once for all tokens).
         for i in 0..<n { obsTokens[i] += obsBase }
-        session.prefill(UnsafeBufferPointer(rebasing: obsTokens[0..<n]))
+        session.prefill(UnsafeBufferPointer(rebasing: obsTokens[0..<n]), exit: rule)
+        r.exitLayer = session.lastExitLayer
+        if case .confident = rule, r.exitLayer < session.model.config.numHiddenLayers { counters.earlyExits += 1 }
         recordLengths[(recordHead + recordCount) % recordLengths.count] = n
         recordCount += 1
         // 4. Decode one intent under the grammar and gate it.

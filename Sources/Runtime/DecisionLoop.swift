@@ -109,11 +109,11 @@ public final class DecisionLoop: @unchecked Sendable {
     func run() {
         state = "running"
         var next = monotonicNanos() + period
-        var hold = false
+        var mode = TickMode.normal
         while !stopFlag.load(ordering: .acquiring) {
             RealTime.sleep(until: next)
             let woke = monotonicNanos()
-            tickOnce(deadline: next, woke: woke, overrunHold: hold)
+            tickOnce(deadline: next, woke: woke, mode: mode)
             let end = monotonicNanos()
             next += period
             var overran = false
@@ -125,14 +125,15 @@ public final class DecisionLoop: @unchecked Sendable {
                 core.noteOverrun(deadlineMissed: false)
                 overran = true
             }
-            hold = overran && config.overrunPolicy == "fallback"
+            mode = !overran ? .normal : config.overrunPolicy == "fallback" ? .hold
+                : config.overrunPolicy == "early_exit" ? .anytime : .normal
         }
         state = "stopped"
         publishStatus(now: monotonicNanos(), force: true)
     }
 
     /// One tick: drain → decide → publish → record. Allocation-free.
-    package func tickOnce(deadline: UInt64, woke: UInt64, overrunHold: Bool = false) {
+    package func tickOnce(deadline: UInt64, woke: UInt64, mode: TickMode = .normal) {
         var timing = TickTimings()
         timing.wakeLate = woke > deadline ? woke - deadline : 0
         if let t = mailbox.withLockIfAvailable({ (box: inout ControllerThresholds?) -> ControllerThresholds? in
@@ -153,7 +154,7 @@ public final class DecisionLoop: @unchecked Sendable {
         let thought = monotonicNanos()
         timing.drain = thought - woke
         // think + decide
-        let r = core.tick(now: thought, overrunHold: overrunHold)
+        let r = core.tick(now: thought, mode: mode)
         let decided = monotonicNanos()
         timing.think = decided - thought
         // publish
@@ -203,6 +204,8 @@ public final class DecisionLoop: @unchecked Sendable {
         out.raw(",\"head_disagreement\":"); out.float(r.headDisagreement)
         out.raw(",\"grammar_mass\":"); out.float(r.proposal.grammarMass)
         out.raw(",\"fresh\":"); out.bool(r.ranModel)
+        out.raw(",\"exit_layer\":"); out.int(r.exitLayer)
+        out.raw(",\"anytime\":"); out.bool(r.anytime)
         out.raw(",\"obs_seq\":"); out.int(Int(r.observationSeq))
         out.raw(",\"obs_age_us\":"); out.uint64(r.observationAgeNanos / 1000)
         out.raw(",\"tick_us\":"); out.uint64(tickNanos / 1000)
@@ -253,6 +256,8 @@ public final class DecisionLoop: @unchecked Sendable {
         out.raw(",\"overruns\":"); out.uint64(c.overruns)
         out.raw(",\"deadline_misses\":"); out.uint64(c.deadlineMisses)
         out.raw(",\"evictions\":"); out.uint64(c.evictions)
+        out.raw(",\"anytime\":"); out.uint64(c.anytime)
+        out.raw(",\"early_exits\":"); out.uint64(c.earlyExits)
         out.raw(",\"record_dropped\":"); out.uint64(recorder?.dropped ?? 0)
         out.raw(",\"publish_dropped\":"); out.uint64(publishDropped)
         out.raw(",\"max_tick_us\":"); out.uint64(maxTickNanos / 1000)

@@ -24,7 +24,7 @@ public enum Replay {
     struct Core: Equatable {
         var intentIndex: Int, confidenceBits: UInt32, gated: Bool, reason: String
         var proposalIndex: Int, probabilityBits: UInt32, entropyBits: UInt32, disagreementBits: UInt32
-        var massBits: UInt32, fresh: Bool, obsSeq: Int
+        var massBits: UInt32, fresh: Bool, obsSeq: Int, exitLayer: Int, anytime: Bool
 
         init(json: [String: Any]) throws {
             func num(_ k: String) throws -> Double {
@@ -48,6 +48,9 @@ public enum Replay {
             massBits = try float("grammar_mass")
             fresh = (json["fresh"] as? Bool) ?? false
             obsSeq = Int(try num("obs_seq"))
+            // Recordings made before early exit lack these two: full depth, never anytime.
+            exitLayer = (json["exit_layer"] as? NSNumber)?.intValue ?? -1
+            anytime = (json["anytime"] as? Bool) ?? false
         }
 
         init(_ r: TickResult) {
@@ -62,6 +65,8 @@ public enum Replay {
             massBits = r.proposal.grammarMass.bitPattern
             fresh = r.ranModel
             obsSeq = Int(r.observationSeq)
+            exitLayer = r.exitLayer
+            anytime = r.anytime
         }
     }
 
@@ -88,8 +93,10 @@ public enum Replay {
                 throw ReplayError("\(path): /intent message of tick \(m.sequence) is not JSON")
             }
             let recorded = try Core(json: json)
-            let r = core.tick(now: m.logTime, overrunHold: recorded.reason == "overrun")
-            let replayed = Core(r)
+            let mode: TickMode = recorded.reason == "overrun" ? .hold : recorded.anytime ? .anytime : .normal
+            let r = core.tick(now: m.logTime, mode: mode)
+            var replayed = Core(r)
+            if recorded.exitLayer < 0 { replayed.exitLayer = -1 }  // an old recording: not compared
             report.ticks += 1
             if replayed == recorded {
                 report.identical += 1

@@ -10,13 +10,20 @@ public struct RobotConfig: Sendable {
     public var modelPath: String
     /// Identifier published with every intent (`model.id`; default: the folder's name).
     public var modelID: String
+    /// Layers an anytime (early-exit) decision runs (`model.early_exit_layer`; nil: the model's first
+    /// `early_exit_layers` entry). Used after an overrun with `loop.overrun_policy` `"early_exit"`.
+    public var earlyExitLayer: Int?
+    /// Confidence exit on every decision (`model.exit_entropy`, nats; nil = off): the model stops at
+    /// the first of its `early_exit_layers` whose next-token entropy is at most this.
+    public var exitEntropy: Float?
 
     /// Decision rate. `loop.rate_hz`.
     public var rateHz: Double
     /// Tick budget in µs (`loop.budget_us`; default: the whole period).
     public var budgetMicros: Int
-    /// What a tick that overran its budget causes: `"count"` (count and warn), or `"fallback"`
-    /// (also publish the safe intent on the next tick). `loop.overrun_policy`.
+    /// What a tick that overran its budget causes: `"count"` (count and warn), `"fallback"`
+    /// (also publish the safe intent on the next tick), or `"early_exit"` (the next decision runs
+    /// only `earlyExitLayer` layers: the anytime answer). `loop.overrun_policy`.
     public var overrunPolicy: String
     /// SCHED_FIFO priority 1...99 for the loop thread (0 = leave the default scheduler). `loop.realtime.priority`.
     public var realtimePriority: Int
@@ -77,13 +84,15 @@ public struct RobotConfig: Sendable {
         }
         let modelPath = resolve(try r.string("model.path"))
         let modelID = try r.string("model.id", default: URL(fileURLWithPath: modelPath).lastPathComponent)
+        let exitLayer = try r.optionalInt("model.early_exit_layer", range: 1...1000)
+        let exitEntropy = try r.optionalNumber("model.exit_entropy", range: 0...20).map { Float($0) }
         let rate = try r.number("loop.rate_hz", range: 1...2000)
         let periodUs = Int(1e6 / rate)
         let budget = try r.int("loop.budget_us", default: periodUs, range: 10...10_000_000)
         if budget > periodUs {
             throw r.fail("loop.budget_us", "expected at most the period (\(periodUs) µs at \(rate) Hz), found \(budget)")
         }
-        let overrun = try r.string("loop.overrun_policy", default: "count", oneOf: ["count", "fallback"])
+        let overrun = try r.string("loop.overrun_policy", default: "count", oneOf: ["count", "fallback", "early_exit"])
         let prio = try r.int("loop.realtime.priority", default: 0, range: 0...99)
         let cpus = try r.intArray("loop.realtime.cpu_affinity", default: [])
         let lock = try r.bool("loop.realtime.mlockall", default: false)
@@ -131,7 +140,7 @@ public struct RobotConfig: Sendable {
         let statusMs = try r.int("log.status_interval_ms", default: 1000, range: 10...3_600_000)
         try r.rejectUnknownKeys()
 
-        return RobotConfig(modelPath: modelPath, modelID: modelID, rateHz: rate, budgetMicros: budget,
+        return RobotConfig(modelPath: modelPath, modelID: modelID, earlyExitLayer: exitLayer, exitEntropy: exitEntropy, rateHz: rate, budgetMicros: budget,
                            overrunPolicy: overrun, realtimePriority: prio, cpuAffinity: cpus, lockMemory: lock,
                            sensorEndpoint: sensor, publishEndpoint: publish, topicObs: tObs, topicIntent: tIntent,
                            topicTelemetry: tTel, topicStatus: tStatus, receiveHWM: rcvHWM, sendHWM: sndHWM,

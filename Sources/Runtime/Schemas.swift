@@ -12,7 +12,7 @@ public enum Schemas {
       "type": "object",
       "required": ["v", "seq", "mono_ns", "wall_ns", "intent", "verb", "arg", "intent_index", "confidence",
                    "gated", "reason", "proposal_index", "proposal_probability", "entropy", "head_disagreement",
-                   "grammar_mass", "fresh", "obs_seq", "obs_age_us", "tick_us", "deadline_missed", "model"],
+                   "grammar_mass", "fresh", "exit_layer", "anytime", "obs_seq", "obs_age_us", "tick_us", "deadline_missed", "model"],
       "properties": {
         "v": {"const": 1},
         "seq": {"type": "integer", "minimum": 0, "description": "tick number since the daemon started"},
@@ -32,6 +32,8 @@ public enum Schemas {
         "head_disagreement": {"type": "number", "minimum": 0, "maximum": 1},
         "grammar_mass": {"type": "number", "minimum": 0, "maximum": 1},
         "fresh": {"type": "boolean", "description": "true when this tick ran the model on a new observation"},
+        "exit_layer": {"type": "integer", "minimum": 0, "description": "layers the decision ran fully: the model's depth, less after an early exit; 0 before the first run"},
+        "anytime": {"type": "boolean", "description": "true when the decision ran at the anytime depth because the previous tick overran (loop.overrun_policy early_exit)"},
         "obs_seq": {"type": "integer", "description": "seq of the observation used; -1 before the first"},
         "obs_age_us": {"type": "integer"},
         "tick_us": {"type": "integer", "description": "wake to decision, µs"},
@@ -69,7 +71,7 @@ public enum Schemas {
       "type": "object",
       "required": ["v", "mono_ns", "wall_ns", "state", "uptime_ms", "rate_hz", "ticks", "model_runs",
                    "frames_accepted", "frames_malformed", "frames_oversized", "frames_skipped", "gated", "watchdog",
-                   "overruns", "deadline_misses", "evictions", "record_dropped", "publish_dropped", "max_tick_us", "model"],
+                   "overruns", "deadline_misses", "evictions", "anytime", "early_exits", "record_dropped", "publish_dropped", "max_tick_us", "model"],
       "properties": {
         "v": {"const": 1}, "mono_ns": {"type": "integer"}, "wall_ns": {"type": "integer"},
         "state": {"enum": ["starting", "running", "stopped"]}, "uptime_ms": {"type": "integer"},
@@ -78,6 +80,8 @@ public enum Schemas {
         "frames_oversized": {"type": "integer"}, "frames_skipped": {"type": "integer"},
         "gated": {"type": "integer"}, "watchdog": {"type": "integer"}, "overruns": {"type": "integer"},
         "deadline_misses": {"type": "integer"}, "evictions": {"type": "integer"},
+        "anytime": {"type": "integer", "description": "decisions taken at the anytime depth after an overrun"},
+        "early_exits": {"type": "integer", "description": "decisions the confidence exit (model.exit_entropy) stopped before the last layer"},
         "record_dropped": {"type": "integer"}, "publish_dropped": {"type": "integer"},
         "max_tick_us": {"type": "integer"}, "model": {"type": "string"}
       }

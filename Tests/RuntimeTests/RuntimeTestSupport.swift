@@ -19,7 +19,7 @@ let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().de
 
 /// Writes a small random model with a real tokenizer (observation + intent blocks) into `dir`.
 /// Weights are scaled so the model's intent distribution is far from uniform.
-func makeModelFolder(_ dir: URL, seed: UInt64 = 5) throws {
+func makeModelFolder(_ dir: URL, seed: UInt64 = 5, earlyExitLayers: [Int] = []) throws {
     let text = """
     go to the red box. find the blue door and stop. go to the green ball then stop. drive to the yellow
     cone, avoid the walls, and wait there. turn around slowly when something blocks the way ahead.
@@ -28,6 +28,7 @@ func makeModelFolder(_ dir: URL, seed: UInt64 = 5) throws {
     var config = ModelConfig(vocabSize: tok.vocabSize, hiddenSize: 64, numHiddenLayers: 2, numAttentionHeads: 4,
                              numKeyValueHeads: 2, intermediateSize: 160, maxPositionEmbeddings: 128)
     config.vocabSize = tok.vocabSize
+    config.earlyExitLayers = earlyExitLayers
     var w = ModelWeights(random: config, seed: seed)
     w.embed = w.embed.map { $0 * 30 }
     try ModelFolder.save(w, to: dir)
