@@ -28,6 +28,8 @@ struct DaggerCommand: ParsableCommand {
     @Option(help: "Scenario families: training, heldout, or a comma-separated list.") var families = "training"
     @Option(help: "Frames kept in the rolling context (context.window_ticks of robot.json).") var window = 8
     @Option(help: "Write the visited states with the expert's labels here (corpus JSONL).") var out: String?
+    @Flag(help: "Print every decision to stderr: episode, tick, distance to the target, expert and model intent, the model's probability.")
+    var trace = false
 
     func run() throws {
         let dir = URL(fileURLWithPath: model)
@@ -85,6 +87,10 @@ struct DaggerCommand: ParsableCommand {
                     rec.decisions.append(DecisionRecord(obs: tokens, intent: expertIntent.index))
                     decisionsTotal += 1
                     if modelIntent == expertIntent { agree += 1 }
+                    if trace {
+                        let dist = String(format: "%.2f", world.distanceToTarget), p = String(format: "%.2f", proposal.probability)
+                        FileHandle.standardError.write(Data("trace episode=\(i) tick=\(world.tick) dist=\(dist) expert=\(expertIntent) model=\(modelIntent) p=\(p)\n".utf8))
+                    }
                     intent = rng.uniform() < beta ? expertIntent : modelIntent
                     if intent == .done {
                         rec.result.saidDone = true
