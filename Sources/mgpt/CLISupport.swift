@@ -10,6 +10,8 @@ enum Exit {
     static let noInput: Int32 = 66
     /// A helper program (python3 for the numpy reference) failed: EX_UNAVAILABLE.
     static let unavailable: Int32 = 69
+    /// A bad combination of command-line options found after loading the model: EX_USAGE.
+    static let usage: Int32 = 64
     /// A benchmark target or budget was missed.
     static let budgetMissed: Int32 = 3
 }

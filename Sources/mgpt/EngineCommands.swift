@@ -83,6 +83,11 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Entropy-aware decoding: scale the temperature by the step's entropy / this many nats (0 = off).") var entropyReference: Float = 0
     @Option(help: "Sampling seed.") var seed: UInt64 = 1
     @Option(help: "Tokens to generate.") var maxTokens: Int = 200
+    @Option(help: "A LoRA adapter folder merged into the (FP32) model at load.") var adapter: String?
+    @Option(help: "KV cache element type: float32, float16 or int8 (default: config.json's kv_cache, else float32).") var kvDtype: String?
+    @Option(help: "KV window in positions: evict the oldest non-sink positions when full, so generation never stops (default: config.json's kv_cache).") var kvWindow: Int?
+    @Option(help: "Leading positions the KV window never evicts (with --kv-window).") var kvSinks: Int?
+    @Option(help: "Early exit: full, after:K (K blocks) or confident:H (stop at the first of early_exit_layers with entropy ≤ H nats).") var exit: String = "full"
     @Flag(help: "Print timing and op counts to stderr at the end.") var stats = false
 
     func validate() throws {
@@ -91,16 +96,37 @@ struct GenerateCommand: ParsableCommand {
         guard topK >= 0 else { throw ValidationError("--top-k must be >= 0") }
         guard maxTokens >= 0 else { throw ValidationError("--max-tokens must be >= 0") }
         guard entropyReference >= 0 else { throw ValidationError("--entropy-reference must be >= 0") }
+        if let kvDtype, KVCacheDType(rawValue: kvDtype) == nil {
+            throw ValidationError("--kv-dtype: expected float32, float16 or int8, found \"\(kvDtype)\"")
+        }
+        if kvSinks != nil && kvWindow == nil { throw ValidationError("--kv-sinks needs --kv-window") }
+        guard ExitRule(parsing: exit) != nil else {
+            throw ValidationError("--exit: expected full, after:K or confident:H, found \"\(exit)\"")
+        }
     }
 
     func run() throws {
-        let weights = try loadWeights(model)
+        var weights = try loadWeights(model)
+        if let adapter {
+            do { weights = try ModelFolder.load(URL(fileURLWithPath: model), adapter: URL(fileURLWithPath: adapter)) } catch {
+                throw failure("\(adapter): \(error)", code: Exit.dataError)
+            }
+        }
+        let rule = ExitRule(parsing: exit)!
+        do { try rule.validate(for: weights.config) } catch { throw failure("--exit: \(error)", code: Exit.usage) }
+        var kv = weights.config.kvCache ?? KVCacheOptions()
+        if let kvDtype { kv.dtype = KVCacheDType(rawValue: kvDtype)! }
+        if let kvWindow { (kv.window, kv.sinks) = (kvWindow, kvSinks ?? 0) }
+        do { try kv.validate(maxPositions: weights.config.maxPositionEmbeddings) } catch {
+            throw failure("--kv-window/--kv-sinks: \(error)", code: Exit.usage)
+        }
         let tok = try loadTokenizer(URL(fileURLWithPath: model).appendingPathComponent(ModelFolder.tokenizerFile).path)
         let c = weights.config
         guard tok.vocabSize == c.vocabSize else {
             throw failure("\(model): tokenizer has \(tok.vocabSize) tokens but config.json says vocab_size \(c.vocabSize)", code: Exit.dataError)
         }
-        let session = Session(model: Transformer(weights: weights))
+        let session = Session(model: Transformer(weights: weights), kvCache: kv)
+        let rolling = kv.window != nil  // a window evicts instead of stopping at the context limit
         var sampler = Sampler(vocabSize: c.vocabSize, options: .init(temperature: temperature, topK: topK, topP: topP, entropyReference: entropyReference), seed: seed)
         var ids = [tok.bosID] + tok.encode(prompt)
         if ids.count > c.maxPositionEmbeddings { ids = Array(ids.suffix(c.maxPositionEmbeddings)) }
@@ -109,18 +135,20 @@ struct GenerateCommand: ParsableCommand {
         var logits = session.prefill(ids)
         let tPrefill = monotonicNanos()
         var produced = 0
-        while produced < maxTokens && session.position < session.capacity {
+        var layers = 0
+        while produced < maxTokens && (rolling || session.position < session.capacity) {
             let next = sampler.sample(logits)
             if next == tok.eosID { break }
             FileHandle.standardOutput.write(Data(tok.tokenBytes(next)))
             produced += 1
-            if session.position == session.capacity { break }
-            logits = session.step(next)
+            if !rolling && session.position == session.capacity { break }
+            logits = session.step(next, exit: rule)
+            layers += session.lastExitLayer
         }
         print("")
         if stats {
             let t1 = monotonicNanos()
-            note("prompt_tokens=\(ids.count) generated=\(produced) prefill_ms=\(fmt(Double(tPrefill - t0) / 1e6, 2)) decode_us_per_token=\(fmt(Double(t1 - tPrefill) / 1e3 / Double(max(produced, 1)), 1)) matmuls=\(session.counter.matmuls) macs=\(session.counter.macs)")
+            note("prompt_tokens=\(ids.count) generated=\(produced) prefill_ms=\(fmt(Double(tPrefill - t0) / 1e6, 2)) decode_us_per_token=\(fmt(Double(t1 - tPrefill) / 1e3 / Double(max(produced, 1)), 1)) matmuls=\(session.counter.matmuls) macs=\(session.counter.macs) mean_layers=\(fmt(Double(layers) / Double(max(produced, 1)), 2)) kv_positions=\(session.position) kv_bytes=\(session.kvCacheBytes)")
         }
         if session.position == session.capacity && produced < maxTokens {
             note("(stopped at the context limit of \(session.capacity) positions)")

@@ -31,11 +31,15 @@ struct QuantizeCommand: ParsableCommand {
         let dir = URL(fileURLWithPath: out)
         do {
             try ModelFolder.save(q, to: dir, metadata: ["quantized_from": model])
-            let tok = URL(fileURLWithPath: model).appendingPathComponent(ModelFolder.tokenizerFile)
-            let dst = dir.appendingPathComponent(ModelFolder.tokenizerFile)
-            if FileManager.default.fileExists(atPath: tok.path) {
-                try? FileManager.default.removeItem(at: dst)
-                try FileManager.default.copyItem(at: tok, to: dst)
+            // The tokenizer, and the training record (its train_seq_len is the window `mgpt eval`
+            // scores with; it says how the FP32 source was trained, e.g. with QAT).
+            for name in [ModelFolder.tokenizerFile, "training.json"] {
+                let src = URL(fileURLWithPath: model).appendingPathComponent(name)
+                let dst = dir.appendingPathComponent(name)
+                if FileManager.default.fileExists(atPath: src.path) {
+                    try? FileManager.default.removeItem(at: dst)
+                    try FileManager.default.copyItem(at: src, to: dst)
+                }
             }
         } catch {
             throw failure("\(out): cannot write the quantized model: \(error)", code: 73)  // EX_CANTCREAT
