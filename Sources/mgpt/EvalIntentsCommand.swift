@@ -19,6 +19,7 @@ struct EvalIntentsCommand: ParsableCommand {
     @Option(help: "robot.json whose controller thresholds and window to use.") var config = "Configs/robot.json"
     @Option(help: "Ticks kept in the rolling context (default: context.window_ticks of --config).") var window: Int?
     @Option(help: "Score at most this many episodes (0 = all).") var episodes = 0
+    @Option(help: "Early exit for every decision: full, after:K or confident:H (default: confident:model.exit_entropy of --config when set, else full).") var exit: String?
     @Flag(help: "Print the whole result as JSON.") var json = false
 
     func run() throws {
@@ -30,7 +31,18 @@ struct EvalIntentsCommand: ParsableCommand {
         let robot: RobotConfig
         do { robot = try RobotConfig.load(path: config) } catch { throw failure("\(error)", code: 78) }
         let window = self.window ?? robot.windowTicks
+        let rule: ExitRule
+        if let exit {
+            guard let r = ExitRule(parsing: exit) else {
+                throw failure("--exit: expected full, after:K or confident:H, found \"\(exit)\"", code: Exit.usage)
+            }
+            rule = r
+        } else {
+            rule = robot.exitEntropy.map { ExitRule.confident(maxEntropy: $0) } ?? .full
+        }
+        do { try rule.validate(for: weights.config) } catch { throw failure("--exit: \(error)", code: Exit.usage) }
         let session = Session(model: Transformer(weights: weights))
+        var layersRun = 0
         let vocab = IntentVocabulary(tokenizer: tok)
         var controller = MetaController(thresholds: robot.thresholds)
         var ticks = 0, correct = 0, kindCorrect = 0, gated = 0, eps = 0
@@ -59,7 +71,8 @@ struct EvalIntentsCommand: ParsableCommand {
                 while !lengths.isEmpty && (lengths.count >= window || session.position + obs.count + 1 > session.capacity) {
                     session.evict(from: sinks.count, count: lengths.removeFirst())
                 }
-                for o in obs { session.step(tok.observationTokenID(o)) }
+                for o in obs { session.step(tok.observationTokenID(o), exit: rule) }
+                layersRun += session.lastExitLayer
                 let p = IntentDecoding.decode(session.logits, vocab: vocab)
                 let dis = HeadSignals.disagreement(session)
                 let d = controller.decide(p, headDisagreement: dis)
@@ -70,13 +83,14 @@ struct EvalIntentsCommand: ParsableCommand {
                 if Intent(index: p.index)?.kind == Intent(index: expert)?.kind { kindCorrect += 1 }
                 if d.gated { gated += 1 }
                 confusion[expert][p.index] += 1
-                session.step(tok.frameEndTokenID)  // as the daemon: the frame-end marker, never an intent
+                session.step(tok.frameEndTokenID, exit: rule)  // as the daemon: the frame-end marker, never an intent
                 lengths.append(obs.count + 1)
             }
         }
         guard ticks > 0 else { throw failure("\(corpus): no ticks to score", code: Exit.dataError) }
         let acc = Double(correct) / Double(ticks), kacc = Double(kindCorrect) / Double(ticks)
         let gr = Double(gated) / Double(ticks)
+        let meanLayers = Double(layersRun) / Double(ticks)
         func q(_ v: [Double], _ p: Double) -> Double {  // nearest-rank percentile
             let s = v.sorted()
             return s[min(s.count - 1, max(0, Int((p * Double(s.count)).rounded(.up)) - 1))]
@@ -89,11 +103,11 @@ struct EvalIntentsCommand: ParsableCommand {
         let reasonCounts = Dictionary(uniqueKeysWithValues: reasons.map { ($0.key.description, $0.value) })
         if json {
             let obj: [String: Any] = ["intent_accuracy": acc, "kind_accuracy": kacc, "gated_rate": gr, "ticks": ticks,
-                                      "episodes": eps, "confusion": confusion, "signals": signals, "reasons": reasonCounts]
+                                      "episodes": eps, "mean_layers": meanLayers, "exit": "\(rule)", "confusion": confusion, "signals": signals, "reasons": reasonCounts]
             print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
             return
         }
-        print("intent match vs the expert: \(model) on \(corpus) (\(eps) episodes, window \(window) ticks)\n")
+        print("intent match vs the expert: \(model) on \(corpus) (\(eps) episodes, window \(window) ticks, exit \(rule))\n")
         var rows = [["expert \\ model"] + Intent.all.map(\.text)]
         for (i, row) in confusion.enumerated() where row.reduce(0, +) > 0 {
             rows.append([Intent.all[i].text] + row.map(String.init))
@@ -103,6 +117,6 @@ struct EvalIntentsCommand: ParsableCommand {
         for (k, v) in signals.sorted(by: { $0.key < $1.key }) {
             print("\(k): " + v.sorted { $0.key < $1.key }.map { "\($0.key)=\(fmt($0.value, 3))" }.joined(separator: " "))
         }
-        print("\nintent_accuracy=\(fmt(acc, 4)) kind_accuracy=\(fmt(kacc, 4)) gated_rate=\(fmt(gr, 4)) ticks=\(ticks) episodes=\(eps)")
+        print("\nintent_accuracy=\(fmt(acc, 4)) kind_accuracy=\(fmt(kacc, 4)) gated_rate=\(fmt(gr, 4)) ticks=\(ticks) episodes=\(eps) mean_layers=\(fmt(meanLayers, 3))")
     }
 }
