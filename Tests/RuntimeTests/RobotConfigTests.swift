@@ -6,7 +6,7 @@ import Testing
     @Test func shippedDefaultIsValidAndResolvesPathsAgainstItsFolder() throws {
         let path = packageRoot.appendingPathComponent("Configs/robot.json").path
         let c = try RobotConfig.load(path: path)
-        #expect(c.modelPath == packageRoot.appendingPathComponent("Models/robot").path)
+        #expect(c.modelPath == packageRoot.appendingPathComponent("Models/robot-phase15").path)
         #expect(c.recordDir == packageRoot.appendingPathComponent("recordings").path)
         #expect(c.rateHz == 100 && c.periodNanos == 10_000_000)
         #expect(c.sensorEndpoint == "tcp://127.0.0.1:5555" && c.publishEndpoint == "tcp://127.0.0.1:5556")

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Reproduces the shipped phase-15 model Models/robot-phase15 from scratch and measures it
+# (deterministic: fixed seeds; every figure of Models/robot-phase15/README.md comes from here).
+#   1. corpus: the simulator's expert episodes, as for Models/robot (skipped when present);
+#   2. DAgger iteration 1: Models/robot drives the simulator (β 0.5), the expert labels its states;
+#   3. stage 1 (Configs/train/robot-phase15-base.json): FP32 from scratch on expert + DAgger-1 data,
+#      exit heads after blocks 2 and 3 trained by the auxiliary loss;
+#   4. DAgger iteration 2: the stage-1 model drives (β 0.3);
+#   5. stage 2 (Configs/train/robot-phase15.json): QAT fine-tune (fake INT8 attention + FFN weights,
+#      straight-through) with the exit loss on expert + DAgger 1-2; config gains the INT8 KV cache
+#      with a 128-position window;
+#   6. INT8 weights from the QAT master (mgpt quantize --attention --ffn) → Models/robot-phase15;
+#   7. scores: intent match vs the expert, early exit, closed loop in process, decode vs Models/robot;
+#   8. studies: the same stage 2 without QAT, then PTQ (QAT vs PTQ); a LoRA adaptation to the
+#      held-out layout families (Configs/train/robot-phase15-adapt.json), merged and quantized.
+# About 30 minutes on an idle 2-core machine.      scripts/train-phase15.sh [--skip-studies]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+STUDIES=1
+[ "${1:-}" = "--skip-studies" ] && STUDIES=0
+scripts/setup.sh
+swift build -c release --product mgpt >&2
+swift build -c release --product mgpt-sim >&2
+BIN=$(swift build -c release --show-bin-path)
+mkdir -p data out
+[ -f data/sim.heldout.jsonl ] || "$BIN/mgpt-sim" corpus --episodes 3000 --seed 1 --fault-fraction 0.2 --out data/sim
+[ -f data/dagger1.train.jsonl ] || "$BIN/mgpt-sim" dagger --model Models/robot --episodes 1500 --seed 11 --beta 0.5 --out data/dagger1.train.jsonl
+"$BIN/mgpt" train --recipe Configs/train/robot-phase15-base.json
+"$BIN/mgpt-sim" dagger --model out/robot-p15-base --episodes 1500 --seed 12 --beta 0.3 --out data/dagger2.train.jsonl
+"$BIN/mgpt" train --recipe Configs/train/robot-phase15.json
+rm -rf Models/robot-phase15
+"$BIN/mgpt" quantize --model out/robot-p15-qat --out Models/robot-phase15 --attention --ffn
+
+echo "== Models/robot-phase15: scores"
+ls -l Models/robot-phase15/model.safetensors
+for split in val heldout; do
+  "$BIN/mgpt" eval-intents --model Models/robot-phase15 --corpus data/sim.$split.jsonl | tail -1
+done
+"$BIN/mgpt" eval --model Models/robot-phase15 --engine --corpus data/sim.val.jsonl --seq-len 128 --json
+"$BIN/mgpt" bench exit --model Models/robot-phase15 --corpus data/sim.val.jsonl | tail -1
+"$BIN/mgpt-sim" dagger --model Models/robot-phase15 --episodes 100 --seed 5 --families heldout | tail -1
+"$BIN/mgpt" bench decode --model Models/robot-phase15 --baseline Models/robot | tail -1
+"$BIN/mgpt" bench loop --config Configs/robot.json --ticks 5000 | tail -1
+
+[ "$STUDIES" = 1 ] || exit 0
+echo "== QAT vs PTQ: the same stage 2 without fake quantization, then post-training INT8"
+python3 - <<'PY'
+import json
+r = json.load(open("Configs/train/robot-phase15.json"))
+del r["qat"]; r["out"] = "out/robot-p15-noqat"
+r["comment"] = "Configs/train/robot-phase15.json without QAT (written by scripts/train-phase15.sh)"
+json.dump(r, open("out/robot-p15-noqat.json", "w"), indent=1)
+PY
+"$BIN/mgpt" train --recipe out/robot-p15-noqat.json
+rm -rf out/robot-p15-noqat-int8
+"$BIN/mgpt" quantize --model out/robot-p15-noqat --out out/robot-p15-noqat-int8 --attention --ffn
+for m in out/robot-p15-noqat out/robot-p15-noqat-int8 out/robot-p15-qat Models/robot-phase15; do
+  for split in val heldout; do
+    echo "model=$m split=$split $("$BIN/mgpt" eval --model $m --engine --corpus data/sim.$split.jsonl --seq-len 128 --json | tr -d '\n ')"
+  done
+done
+
+echo "== LoRA: adapt the phase-15 model to the held-out layout families"
+[ -f data/adapt.heldout.jsonl ] || "$BIN/mgpt-sim" corpus --episodes 0 --heldout 600 --seed 2 --fault-fraction 0.2 --out data/adapt
+"$BIN/mgpt" train --recipe Configs/train/robot-phase15-adapt.json
+rm -rf out/robot-p15-adapt-merged out/robot-p15-adapt-int8
+"$BIN/mgpt" lora merge --model out/robot-p15-qat --adapter out/robot-p15-adapt --out out/robot-p15-adapt-merged
+"$BIN/mgpt" quantize --model out/robot-p15-adapt-merged --out out/robot-p15-adapt-int8 --attention --ffn
+for m in Models/robot-phase15 out/robot-p15-adapt-int8; do
+  for split in val heldout; do
+    echo "model=$m split=$split $("$BIN/mgpt" eval-intents --model $m --corpus data/sim.$split.jsonl | tail -1)"
+  done
+done
+"$BIN/mgpt-sim" dagger --model out/robot-p15-adapt-int8 --episodes 100 --seed 5 --families heldout | tail -1
