@@ -11,7 +11,9 @@ struct BenchDecode: ParsableCommand {
         abstract: "Measure single-token decode latency with N positions cached, against numpy.")
 
     @Option(help: "Model folder (default: a random model of the phase-15 shape).") var model: String?
-    @Option(help: "Positions already in the KV cache when each measured step runs.") var positions = 256
+    @Option(name: .customLong("positions"),
+            help: "Positions already in the KV cache when each measured step runs (default: 256, or window − 1 for a model whose kv_cache has a window: the fullest cache it ever attends over). The baseline runs at the same positions.")
+    var positionsOption: Int?
     @Option(help: "Measured decode steps.") var tokens = 2000
     @Option(help: "Unmeasured warm-up steps.") var warmup = 200
     @Option(help: "A second model folder to measure in the same run (ratio_vs_baseline = baseline / model).") var baseline: String?
@@ -23,13 +25,14 @@ struct BenchDecode: ParsableCommand {
     @Flag(help: "Print the whole result as JSON.") var json = false
 
     func validate() throws {
-        guard positions >= 0 else { throw ValidationError("--positions must be >= 0") }
+        if let positionsOption, positionsOption < 0 { throw ValidationError("--positions must be >= 0") }
         guard tokens > 0, warmup >= 0, numpyTokens > 0 else { throw ValidationError("--tokens and --numpy-tokens must be > 0") }
         guard prefillTokens >= 0, prefillRuns > 0 else { throw ValidationError("--prefill-tokens must be >= 0 and --prefill-runs > 0") }
     }
 
-    /// Median/p99 of `tokens` steps, each run at exactly `positions` cached positions.
-    static func measure(_ weights: ModelWeights, positions: Int, tokens: Int, warmup: Int) -> (LatencyStats, OpCounter, Int, Double) {
+    /// `tokens` steps, each run at exactly `positions` cached positions: (wall µs per step, the op
+    /// counts of one step, KV cache bytes, CPU µs per token).
+    static func measure(_ weights: ModelWeights, positions: Int, tokens: Int, warmup: Int) -> ([Double], OpCounter, Int, Double) {
         let session = Session(model: Transformer(weights: weights), capacity: positions + 1)
         var rng = RNG(seed: 99)
         let V = UInt64(weights.config.vocabSize)
@@ -49,7 +52,7 @@ struct BenchDecode: ParsableCommand {
             counter = session.counter
         }
         let cpuPerToken = Double(threadCPUNanos() - cpuStart) / 1000 / Double(tokens)
-        return (LatencyStats(samples), counter, session.kvCacheBytes, cpuPerToken)
+        return (samples, counter, session.kvCacheBytes, cpuPerToken)
     }
 
     /// Prefill of `T` tokens on top of `positions` cached ones, batched (`prefill`) and token by
@@ -91,31 +94,46 @@ struct BenchDecode: ParsableCommand {
         }
         defer { if model == nil, let modelDir { try? FileManager.default.removeItem(atPath: modelDir) } }
         let c = weights.config
+        // A windowed cache never holds more than `window` positions, so a step attends over at most
+        // window − 1 cached ones plus itself: measuring past that is a state the model never reaches.
+        let positions = positionsOption ?? c.kvCache?.window.map { $0 - 1 } ?? 256
         guard positions < 100_000 else { throw ValidationError("--positions too large") }
 
-        let (stats, ops, kvBytes, cpuUs) = Self.measure(weights, positions: positions, tokens: tokens, warmup: warmup)
+        // With a baseline the two models alternate in `rounds` rounds of tokens / rounds steps each, so
+        // a drift of the machine (frequency, a neighbour's load) hits both alike; the ratios compare
+        // the pooled samples.
+        let rounds = baseline == nil ? 1 : 4
+        let per = max(1, tokens / rounds)
+        let baseWeights = try baseline.map { try loadWeights($0) }
+        var mine: [Double] = [], theirs: [Double] = [], cpuMine = 0.0, cpuTheirs = 0.0
+        var ops = OpCounter(), kvBytes = 0
+        for _ in 0..<rounds {
+            let m = Self.measure(weights, positions: positions, tokens: per, warmup: warmup)
+            mine += m.0; ops = m.1; kvBytes = m.2; cpuMine += m.3 / Double(rounds)
+            if let bw = baseWeights {
+                let b = Self.measure(bw, positions: positions, tokens: per, warmup: warmup)
+                theirs += b.0; cpuTheirs += b.3 / Double(rounds)
+            }
+        }
+        let stats = LatencyStats(mine), cpuUs = cpuMine
         let weightBytes = Transformer(weights: weights).weightBytes
         // The floor: one core streaming the weights plus this step's K/V reads from wherever they live.
-        let kvRead = 2 * c.numHiddenLayers * c.kvDim * (positions + 1) * 4
+        let kvDType = c.kvCache?.dtype ?? .float32
+        let kvRead = 2 * c.numHiddenLayers * c.kvDim * (positions + 1) * kvDType.elementBytes
         let floor = streamingFloorMicros(bytes: weightBytes + kvRead)
 
         var numpy: Double?
         if !noNumpy, let modelDir {
             numpy = try Self.runNumpy(script: reference, model: modelDir, positions: positions, tokens: numpyTokens)
         }
-        var base: (LatencyStats, String, Double)?
-        if let baseline {
-            let bw = try loadWeights(baseline)
-            let m = Self.measure(bw, positions: positions, tokens: tokens, warmup: warmup)
-            base = (m.0, baseline, m.3)
-        }
+        let base: (LatencyStats, String, Double)? = baseline.map { (LatencyStats(theirs), $0, cpuTheirs) }
         let prefill = prefillTokens > 0 ? Self.measurePrefill(weights, positions: positions, T: prefillTokens, runs: prefillRuns) : nil
         let dt = c.weightDType ?? WeightDTypes()
         let engine = "MiniGPT attention \(dt.attention.rawValue), ffn \(dt.ffn.rawValue)"
 
         var fields: [(String, String)] = [
             ("median_us", fmt(stats.p50, 2)), ("p99_us", fmt(stats.p99, 2)), ("max_us", fmt(stats.max, 2)),
-            ("cpu_us_per_token", fmt(cpuUs, 2)), ("positions", "\(positions)"), ("matmuls_per_token", "\(ops.matmuls)"), ("macs_per_token", "\(ops.macs)"),
+            ("cpu_us_per_token", fmt(cpuUs, 2)), ("positions", "\(positions)"), ("kv_dtype", kvDType.rawValue), ("matmuls_per_token", "\(ops.matmuls)"), ("macs_per_token", "\(ops.macs)"),
             ("weight_bytes", "\(weightBytes)"), ("kv_cache_bytes", "\(kvBytes)"),
             ("floor_us", fmt(floor, 2)), ("bandwidth_frac", fmt(floor / stats.p50, 3)),
         ]
