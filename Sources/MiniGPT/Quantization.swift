@@ -145,7 +145,52 @@ extension SafeTensorsWriter {
     }
 }
 
+/// `w` (rows × cols, row-major) rounded to the symmetric per-row grid of `bits`-bit integers and
+/// back: s_r = max|W_r| / L with L = 2^(bits−1) − 1, W' = clamp(round(W / s_r), ±L) · s_r.
+/// At 8 bits this is exactly `QuantizedMatrix(quantizing:).dequantized()`, the weights the INT8
+/// engine multiplies by; below 8 bits it simulates a grid the engine has no kernels for (the
+/// weights stay FP32), which is how QAT and PTQ are compared at low bit widths.
+public func fakeQuantized(_ w: [Float], rows: Int, cols: Int, bits: Int) -> [Float] {
+    precondition((2...8).contains(bits), "fakeQuantized: bits \(bits) outside 2...8")
+    if bits == 8 { return QuantizedMatrix(quantizing: w, rows: rows, cols: cols).dequantized() }
+    let levels = Double((1 << (bits - 1)) - 1)
+    var out = w
+    for r in 0..<rows {
+        var amax: Float = 0
+        for c in 0..<cols { amax = max(amax, abs(w[r * cols + c])) }
+        let scale = amax / Float(levels)
+        for c in 0..<cols {
+            guard scale > 0 else { out[r * cols + c] = 0; continue }
+            let v = (Double(w[r * cols + c]) / Double(scale)).rounded(.toNearestOrEven)
+            out[r * cols + c] = Float(max(-levels, min(levels, v))) * scale
+        }
+    }
+    return out
+}
+
 extension ModelWeights {
+    /// These weights with the chosen groups rounded to a `bits`-bit per-row grid (`fakeQuantized`),
+    /// stored as FP32: a simulation of lower-precision weights for quality studies (`mgpt quantize
+    /// --fake-bits`). The config is unchanged (no `weight_dtype`): the engine runs them in FP32.
+    public func fakeQuantized(bits: Int, attention: Bool, ffn requestedFFN: Bool) -> ModelWeights {
+        let ffn = requestedFFN && config.ffnRank == 0
+        var w = self
+        let c = config, d = c.hiddenSize, f = c.intermediateSize
+        for i in w.layers.indices {
+            if attention {
+                w.layers[i].qkv = MiniGPT.fakeQuantized(w.layers[i].qkv, rows: c.qkvDim, cols: d, bits: bits)
+                w.layers[i].o = MiniGPT.fakeQuantized(w.layers[i].o, rows: d, cols: c.qDim, bits: bits)
+            }
+            if ffn {
+                w.layers[i].gate = MiniGPT.fakeQuantized(w.layers[i].gate, rows: f, cols: d, bits: bits)
+                w.layers[i].up = MiniGPT.fakeQuantized(w.layers[i].up, rows: f, cols: d, bits: bits)
+                w.layers[i].down = MiniGPT.fakeQuantized(w.layers[i].down, rows: d, cols: f, bits: bits)
+            }
+        }
+        w.quantized = [:]
+        return w
+    }
+
     /// The stored INT8 form of matrix `name` if it still dequantizes exactly to the FP32 master
     /// (training may have moved the master since it was loaded: then it is stale and ignored).
     public func currentQuantized(_ name: String, master: [Float]) -> QuantizedMatrix? {

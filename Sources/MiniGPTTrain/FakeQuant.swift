@@ -23,11 +23,25 @@ public struct QATSpec: Codable, Sendable, Equatable {
     public var attention: Bool
     /// Gate, up and down projections.
     public var ffn: Bool
+    /// Width of the simulated integer grid: 8 = exactly the engine's INT8 weights; 2...7 simulate
+    /// lower-precision weights the engine has no kernels for (compare with `mgpt quantize --fake-bits`).
+    public var bits: Int
 
     /// Both groups by default, as `mgpt quantize` does without flags.
-    public init(attention: Bool = true, ffn: Bool = true) {
+    public init(attention: Bool = true, ffn: Bool = true, bits: Int = 8) {
         self.attention = attention
         self.ffn = ffn
+        self.bits = bits
+    }
+
+    enum CodingKeys: String, CodingKey { case attention, ffn, bits }
+
+    /// `training.json`'s `qat`; records written before `bits` existed mean 8.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        attention = try c.decode(Bool.self, forKey: .attention)
+        ffn = try c.decode(Bool.self, forKey: .ffn)
+        bits = try c.decodeIfPresent(Int.self, forKey: .bits) ?? 8
     }
 
     /// Whether any group is fake-quantized.
@@ -40,6 +54,8 @@ struct FakeQuantMatrix: Sendable {
     var offset: Int
     /// Output rows (one scale each) and input columns.
     var rows: Int, cols: Int
+    /// Grid width (8 = the engine's INT8).
+    var bits: Int = 8
 }
 
 extension QATSpec {
@@ -51,26 +67,29 @@ extension QATSpec {
         if ffn && c.ffnRank > 0 {
             throw TrainError.recipe(path: "qat.ffn", message: "expected false for a low-rank FFN (ffn_rank \(c.ffnRank)): its factors stay FP32")
         }
+        guard (2...8).contains(bits) else {
+            throw TrainError.recipe(path: "qat.bits", message: "expected an integer in 2...8, found \(bits)")
+        }
         var out: [FakeQuantMatrix] = []
         for s in layout.layers {
             if attention {
-                out.append(FakeQuantMatrix(offset: s.qkv, rows: c.qkvDim, cols: C))
-                out.append(FakeQuantMatrix(offset: s.o, rows: C, cols: c.qDim))
+                out.append(FakeQuantMatrix(offset: s.qkv, rows: c.qkvDim, cols: C, bits: bits))
+                out.append(FakeQuantMatrix(offset: s.o, rows: C, cols: c.qDim, bits: bits))
             }
             if ffn {
-                out.append(FakeQuantMatrix(offset: s.gateUp, rows: 2 * F, cols: C))
-                out.append(FakeQuantMatrix(offset: s.down, rows: C, cols: F))
+                out.append(FakeQuantMatrix(offset: s.gateUp, rows: 2 * F, cols: C, bits: bits))
+                out.append(FakeQuantMatrix(offset: s.down, rows: C, cols: F, bits: bits))
             }
         }
         return out
     }
 }
 
-/// Replaces `m (rows, cols)` at `w` by its INT8 round trip `q · s_r`, using the engine's own
-/// quantizer (`QuantizedMatrix(quantizing:)`, Quantization.swift) so training sees exactly the
-/// weights INT8 inference runs.
-func fakeQuantize(_ w: FloatPtr, rows: Int, cols: Int) {
+/// Replaces `m (rows, cols)` at `w` by its `bits`-bit round trip `q · s_r`, using the engine's own
+/// quantizer (`fakeQuantized`, Quantization.swift: at 8 bits `QuantizedMatrix(quantizing:)`) so
+/// training sees exactly the weights INT8 inference runs.
+func fakeQuantize(_ w: FloatPtr, rows: Int, cols: Int, bits: Int = 8) {
     let master = Array(UnsafeBufferPointer(start: w, count: rows * cols))
-    let dq = QuantizedMatrix(quantizing: master, rows: rows, cols: cols).dequantized()
+    let dq = fakeQuantized(master, rows: rows, cols: cols, bits: bits)
     dq.withUnsafeBufferPointer { w.update(from: $0.baseAddress!, count: rows * cols) }
 }

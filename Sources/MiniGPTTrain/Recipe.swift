@@ -14,7 +14,7 @@ import MiniGPT
 ///   "out": "out/shakespeare",
 ///   "init_from": "out/shakespeare",                  // optional: start from this model folder's
 ///                                                   //   weights and tokenizer (shape from its config)
-///   "qat": {"attention": true, "ffn": true},          // optional: fake-INT8 weights, STE backward
+///   "qat": {"attention": true, "ffn": true, "bits": 8}, // optional: fake-INT8 (or 2-7 bit) weights, STE backward
 ///   "lora": {"rank": 8, "alpha": 8, "targets": ["qkv", "o", "gate", "up", "down"]}
 ///                                                   // optional: freeze the base, train adapters;
 ///                                                   //   `out` becomes a PEFT-style adapter folder
@@ -114,10 +114,14 @@ public struct Recipe: Sendable, Equatable {
         if let v = r["init_from"] { initFrom = try RecipeReader.string(v, path: "init_from") }
         if let v = r["qat"] {
             let q = try RecipeReader.object(v, path: "qat")
-            try RecipeReader.allow(q, path: "qat", keys: ["attention", "ffn"])
+            try RecipeReader.allow(q, path: "qat", keys: ["attention", "ffn", "bits"])
             var spec = QATSpec()
             if let v = q["attention"] { spec.attention = try RecipeReader.bool(v, path: "qat.attention") }
             if let v = q["ffn"] { spec.ffn = try RecipeReader.bool(v, path: "qat.ffn") }
+            if let v = q["bits"] {
+                spec.bits = try RecipeReader.int(v, path: "qat.bits", min: 2)
+                guard spec.bits <= 8 else { throw TrainError.recipe(path: "qat.bits", message: "expected an integer in 2...8, found \(spec.bits)") }
+            }
             qat = spec
         }
         if let v = r["lora"] {

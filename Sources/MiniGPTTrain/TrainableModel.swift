@@ -84,7 +84,7 @@ public final class TrainableModel: @unchecked Sendable {
             let list = fakeQuant, half = (list.count + 1) / 2
             DispatchQueue.concurrentPerform(iterations: 2) { h in
                 for m in list[(h == 0 ? 0 : half)..<(h == 0 ? half : list.count)] {
-                    fakeQuantize(eff.pointer + m.offset, rows: m.rows, cols: m.cols)
+                    fakeQuantize(eff.pointer + m.offset, rows: m.rows, cols: m.cols, bits: m.bits)
                 }
             }
         }

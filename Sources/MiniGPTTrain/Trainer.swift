@@ -196,7 +196,7 @@ public final class Trainer {
         if let spec = model.lora?.spec, spec.trainableFraction(config) > 0.05 {
             log(String(format: "warning: lora trains %.1f%% of the parameters (> 5%%); lower lora.rank or use fewer lora.targets", 100 * spec.trainableFraction(config)))
         }
-        if let q = model.qat { log("qat: fake INT8 weights (per-row scales) for attention \(q.attention), ffn \(q.ffn); straight-through backward") }
+        if let q = model.qat { log("qat: fake \(q.bits == 8 ? "INT8" : "\(q.bits)-bit") weights (per-row scales) for attention \(q.attention), ffn \(q.ffn); straight-through backward") }
         if let dir = r.initFrom { log("init_from: \(dir)") }
         log("model: \(model.layout.count) parameters, d=\(config.hiddenSize) layers=\(config.numHiddenLayers) heads=\(config.numAttentionHeads)/\(config.numKeyValueHeads) ffn=\(config.intermediateSize) vocab=\(config.vocabSize); batch \(tr.batch) × \(tr.seqLen), \(tr.steps) steps")
 

@@ -13,12 +13,14 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "Model folder to write (I8 tensors with F32 .scale siblings; config weight_dtype).") var out: String
     @Flag(help: "Quantize the attention projections (QKV, O).") var attention = false
     @Flag(help: "Quantize the FFN projections (gate, up, down).") var ffn = false
+    @Option(help: "Instead of INT8: round the chosen groups to a 2-7 bit per-row grid and store them as FP32 (a simulation for quality studies; the engine has no kernels below 8 bits).") var fakeBits: Int?
     @Option(help: "Tokens of the teacher-forced quality check (0 = skip).") var checkTokens = 256
     @Option(help: "Seed of the quality check's token sequence.") var seed: UInt64 = 1
     @Option(help: "A text file whose first tokens (model's tokenizer.json) replace the random check sequence.") var checkText: String?
 
     func validate() throws {
         guard checkTokens >= 0 else { throw ValidationError("--check-tokens must be >= 0") }
+        if let fakeBits, !(2...7).contains(fakeBits) { throw ValidationError("--fake-bits must be in 2...7 (8 bits is the real INT8 path: omit the option)") }
     }
 
     func run() throws {
@@ -27,10 +29,13 @@ struct QuantizeCommand: ParsableCommand {
             throw failure("\(model): the FFN is low-rank (ffn_rank \(source.config.ffnRank)); INT8 factors are not supported, quantize --attention only", code: Exit.dataError)
         }
         let both = !attention && !ffn  // neither flag: both groups (the FFN only when dense)
-        let q = source.quantized(attention: attention || both, ffn: ffn || both)
+        let q = fakeBits.map { source.fakeQuantized(bits: $0, attention: attention || both, ffn: ffn || both) }
+            ?? source.quantized(attention: attention || both, ffn: ffn || both)
         let dir = URL(fileURLWithPath: out)
         do {
-            try ModelFolder.save(q, to: dir, metadata: ["quantized_from": model])
+            var meta = ["quantized_from": model]
+            if let fakeBits { meta["fake_quantized_bits"] = "\(fakeBits)" }
+            try ModelFolder.save(q, to: dir, metadata: meta)
             // The tokenizer, and the training record (its train_seq_len is the window `mgpt eval`
             // scores with; it says how the FP32 source was trained, e.g. with QAT).
             for name in [ModelFolder.tokenizerFile, "training.json"] {
@@ -46,6 +51,7 @@ struct QuantizeCommand: ParsableCommand {
         }
         let dt = q.config.weightDType ?? WeightDTypes()
         let before = Transformer(weights: source), after = Transformer(weights: q)
+        if let fakeBits { print("(simulated \(fakeBits)-bit grid, stored FP32: attention \(attention || both), ffn \((ffn || both) && source.config.ffnRank == 0))") }
         print("wrote \(out): attention \(dt.attention.rawValue), ffn \(dt.ffn.rawValue); decode reads \(after.weightBytes) weight bytes per token (FP32: \(before.weightBytes))")
         guard checkTokens > 0 else { return }
 

@@ -116,6 +116,36 @@ struct QATTests {
         #expect(error(#"{"lora": {"alpha": 2}}"#).contains("\"lora.rank\""))
         #expect(error(#"{"lora": {"rank": 2, "targets": ["qkv", "mlp"]}}"#).contains("\"lora.targets[1]\""))
         #expect(error(#"{"init_from": 3}"#).contains("\"init_from\""))
+        #expect(try Recipe(json: Data(#"{"qat": {"bits": 4}}"#.utf8)).qat == QATSpec(bits: 4))
+        #expect(error(#"{"qat": {"bits": 9}}"#).contains("\"qat.bits\""))
+        #expect(error(#"{"qat": {"bits": 1}}"#).contains("\"qat.bits\""))
+    }
+
+    /// The b-bit grid: 8 bits is the engine's INT8 round trip bit for bit; fewer bits keep at most
+    /// 2^b − 1 levels per row, the row's largest magnitude, and an error of at most half a step.
+    @Test(arguments: [2, 3, 4, 6, 8])
+    func fakeQuantizedGrid(bits: Int) throws {
+        var rng = RNG(seed: 11)
+        let rows = 6, cols = 40
+        let w = (0..<(rows * cols)).map { _ in rng.nextGaussian() * 0.1 }
+        let q = fakeQuantized(w, rows: rows, cols: cols, bits: bits)
+        if bits == 8 { #expect(q == QuantizedMatrix(quantizing: w, rows: rows, cols: cols).dequantized()) }
+        let levels = Float((1 << (bits - 1)) - 1)
+        for r in 0..<rows {
+            let row = Array(w[(r * cols)..<((r + 1) * cols)]), qrow = Array(q[(r * cols)..<((r + 1) * cols)])
+            let amax = row.map(abs).max()!, step = amax / levels
+            #expect(Set(qrow).count <= 2 * Int(levels) + 1)
+            #expect(abs(qrow.map(abs).max()! - amax) <= 1e-6 * amax)
+            for (a, b) in zip(row, qrow) { #expect(abs(a - b) <= step / 2 * (1 + 1e-5)) }
+        }
+        // Folder level: only the chosen groups move, and nothing is stored as INT8.
+        var c = ModelConfig(vocabSize: 40, hiddenSize: 16, numHiddenLayers: 1, numAttentionHeads: 2,
+                            numKeyValueHeads: 1, intermediateSize: 24, maxPositionEmbeddings: 16)
+        c.vocabSize = 40
+        let m = ModelWeights(random: c, seed: 3)
+        let f = m.fakeQuantized(bits: 4, attention: true, ffn: false)
+        #expect(f.layers[0].qkv != m.layers[0].qkv && f.layers[0].gate == m.layers[0].gate)
+        #expect(f.config.weightDType == nil && f.quantized.isEmpty)
     }
 
     /// End to end: a base run, then a QAT run from it (init_from) whose record says qat and whose
