@@ -13,7 +13,7 @@
 #   7. scores: intent match vs the expert, early exit, closed loop in process, decode vs Models/robot;
 #   8. studies: the same stage 2 without QAT, then PTQ (QAT vs PTQ); a LoRA adaptation to the
 #      held-out layout families (Configs/train/robot-phase15-adapt.json), merged and quantized.
-# About 30 minutes on an idle 2-core machine.      scripts/train-phase15.sh [--skip-studies]
+# About 40 minutes on an idle 2-core machine.      scripts/train-phase15.sh [--skip-studies]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STUDIES=1
@@ -57,6 +57,31 @@ rm -rf out/robot-p15-noqat-int8
 for m in out/robot-p15-noqat out/robot-p15-noqat-int8 out/robot-p15-qat Models/robot-phase15; do
   for split in val heldout; do
     echo "model=$m split=$split $("$BIN/mgpt" eval --model $m --engine --corpus data/sim.$split.jsonl --seq-len 128 --json | tr -d '\n ')"
+  done
+done
+for split in val heldout; do
+  echo "model=out/robot-p15-noqat-int8 split=$split $("$BIN/mgpt" eval-intents --model out/robot-p15-noqat-int8 --corpus data/sim.$split.jsonl | tail -1)"
+done
+
+echo "== QAT vs PTQ at simulated 4- and 2-bit weight grids (no kernels below 8 bits: FP32 storage)"
+for bits in 4 2; do
+  python3 - "$bits" <<'PY'
+import json, sys
+b = int(sys.argv[1])
+r = json.load(open("Configs/train/robot-phase15.json"))
+r["qat"]["bits"] = b; r["out"] = f"out/robot-p15-qat{b}"
+r["comment"] = f"Configs/train/robot-phase15.json with {b}-bit QAT (written by scripts/train-phase15.sh)"
+json.dump(r, open(f"out/robot-p15-qat{b}.json", "w"), indent=1)
+PY
+  "$BIN/mgpt" train --recipe out/robot-p15-qat$bits.json
+  rm -rf out/robot-p15-noqat-fake$bits out/robot-p15-qat$bits-fake$bits
+  "$BIN/mgpt" quantize --model out/robot-p15-noqat --out out/robot-p15-noqat-fake$bits --fake-bits $bits
+  "$BIN/mgpt" quantize --model out/robot-p15-qat$bits --out out/robot-p15-qat$bits-fake$bits --fake-bits $bits
+  for m in out/robot-p15-noqat-fake$bits out/robot-p15-qat$bits-fake$bits; do
+    for split in val heldout; do
+      echo "model=$m split=$split $("$BIN/mgpt" eval --model $m --engine --corpus data/sim.$split.jsonl --seq-len 128 --json | tr -d '\n ')"
+      echo "model=$m split=$split $("$BIN/mgpt" eval-intents --model $m --corpus data/sim.$split.jsonl | tail -1)"
+    done
   done
 done
 
