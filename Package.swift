@@ -68,7 +68,7 @@ let package = Package(
         ]),
         // mgpt-sim also wires the engine in for `mgpt-sim dagger` (the RobotSim library does not).
         .executableTarget(name: "mgpt-sim", dependencies: [
-            "RobotSim", "Observation", "Wire", "MiniGPT", "Cognition",
+            "RobotSim", "Observation", "Wire", "MiniGPT", "Cognition", "Runtime",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "sim/Sources/mgpt-sim"),
         .executableTarget(name: "mgptd", dependencies: [

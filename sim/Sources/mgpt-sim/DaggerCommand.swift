@@ -4,6 +4,7 @@ import Foundation
 import MiniGPT
 import Observation
 import RobotSim
+import Runtime
 
 /// `mgpt-sim dagger`: runs a trained model in closed loop *in process* (same decoding as mgptd:
 /// instruction sinks, rolling window of frames ending with the frame-end marker, one intent per
@@ -19,7 +20,7 @@ struct DaggerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dagger",
         abstract: "Drive scenarios with a model in process; write expert-labelled DAgger data and print the goal rate.",
-        discussion: "Last line: goal_rate=… collisions=… mean_ticks=… episodes=… expert_agreement=…")
+        discussion: "Last line: goal_rate=… collisions=… mean_ticks=… episodes=… expert_agreement=… gated_rate=…")
 
     @Option(help: "Model folder (with tokenizer.json).") var model: String
     @Option(help: "Episodes to run.") var episodes = 100
@@ -28,6 +29,8 @@ struct DaggerCommand: ParsableCommand {
     @Option(help: "Scenario families: training, heldout, or a comma-separated list.") var families = "training"
     @Option(help: "Frames kept in the rolling context (context.window_ticks of robot.json).") var window = 8
     @Option(help: "Write the visited states with the expert's labels here (corpus JSONL).") var out: String?
+    @Option(help: "A robot.json whose meta-controller gates the model's proposals as mgptd does (a gated tick executes the fallback intent); its context.window_ticks replaces --window. Without it the model's proposal is executed as is.")
+    var config: String?
     @Flag(help: "Print every decision to stderr: episode, tick, distance to the target, expert and model intent, the model's probability.")
     var trace = false
 
@@ -52,6 +55,18 @@ struct DaggerCommand: ParsableCommand {
                 return f
             }
         }
+        var thresholds: ControllerThresholds?
+        var window = self.window
+        if let config {
+            do {
+                let robot = try RobotConfig.load(path: config)
+                thresholds = robot.thresholds
+                window = robot.windowTicks
+            } catch {
+                throw ValidationError("\(error)")
+            }
+        }
+        var gatedTotal = 0
         let session = Session(model: Transformer(weights: weights))
         let vocab = IntentVocabulary(tokenizer: tok)
         let encoder = ObservationEncoder()
@@ -71,6 +86,7 @@ struct DaggerCommand: ParsableCommand {
             var lengths: [Int] = []
             var tokens = [Int]()
             var intent = Intent.stop
+            var controller = thresholds.map { MetaController(thresholds: $0) }
             while world.tick < scenario.maxTicks {
                 let frame = world.sense()
                 if world.tick % scenario.decisionEvery == 0 {
@@ -81,9 +97,12 @@ struct DaggerCommand: ParsableCommand {
                     }
                     session.prefill(tokens.map(tok.observationTokenID))
                     let proposal = IntentDecoding.decode(session.logits, vocab: vocab)
+                    let decision = controller?.decide(proposal, headDisagreement: HeadSignals.disagreement(session))
                     session.step(tok.frameEndTokenID)
                     lengths.append(tokens.count + 1)
-                    let modelIntent = Intent(index: proposal.index) ?? .stop
+                    // What the deployed daemon would execute: the proposal, or the fallback when gated.
+                    let modelIntent = decision?.intent ?? Intent(index: proposal.index) ?? .stop
+                    if decision?.gated == true { gatedTotal += 1 }
                     rec.decisions.append(DecisionRecord(obs: tokens, intent: expertIntent.index))
                     decisionsTotal += 1
                     if modelIntent == expertIntent { agree += 1 }
@@ -112,8 +131,8 @@ struct DaggerCommand: ParsableCommand {
             FileHandle.standardError.write(Data("wrote \(lines.count) episodes to \(out)\n".utf8))
         }
         let n = Double(max(episodes, 1))
-        print(String(format: "goal_rate=%.3f collisions=%d mean_ticks=%.1f episodes=%d expert_agreement=%.3f",
+        print(String(format: "goal_rate=%.3f collisions=%d mean_ticks=%.1f episodes=%d expert_agreement=%.3f gated_rate=%.3f",
                      Double(goals) / n, collisions, Double(ticksTotal) / n, episodes,
-                     Double(agree) / Double(max(decisionsTotal, 1))))
+                     Double(agree) / Double(max(decisionsTotal, 1)), Double(gatedTotal) / Double(max(decisionsTotal, 1))))
     }
 }
