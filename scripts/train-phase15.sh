@@ -6,14 +6,18 @@
 #   3. stage 1 (Configs/train/robot-phase15-base.json): FP32 from scratch on expert + DAgger-1 data,
 #      exit heads after blocks 2 and 3 trained by the auxiliary loss;
 #   4. DAgger iteration 2: the stage-1 model drives (β 0.3);
-#   5. stage 2 (Configs/train/robot-phase15.json): QAT fine-tune (fake INT8 attention + FFN weights,
-#      straight-through) with the exit loss on expert + DAgger 1-2; config gains the INT8 KV cache
-#      with a 128-position window;
-#   6. INT8 weights from the QAT master (mgpt quantize --attention --ffn) → Models/robot-phase15;
-#   7. scores: intent match vs the expert, early exit, closed loop in process, decode vs Models/robot;
-#   8. studies: the same stage 2 without QAT, then PTQ (QAT vs PTQ); a LoRA adaptation to the
-#      held-out layout families (Configs/train/robot-phase15-adapt.json), merged and quantized.
-# About 40 minutes on an idle 2-core machine.      scripts/train-phase15.sh [--skip-studies]
+#   5. stage 2 (Configs/train/robot-phase15-qat.json): QAT fine-tune (fake INT8 attention + FFN
+#      weights, straight-through) with the exit loss on expert + DAgger 1-2; the config gains the
+#      INT8 KV cache with a 128-position window;
+#   6. DAgger iterations 3 (β 0.3) and 4 (β 0): stage 2's INT8 model drives *through the daemon's
+#      meta-controller* (--config Configs/robot.json: a gated tick executes the STOP fallback), so
+#      the data hold the states the deployed controller visits, standstills included;
+#   7. stage 3 (Configs/train/robot-phase15.json): QAT continues on expert + DAgger 1-4;
+#   8. INT8 weights from the QAT master (mgpt quantize --attention --ffn) → Models/robot-phase15;
+#   9. scores: intent match vs the expert, early exit, closed loop in process, decode vs Models/robot;
+#  10. studies: stage 2 without QAT, then PTQ (QAT vs PTQ at 8, 4 and 2 bits); a LoRA adaptation to
+#      the held-out layout families (Configs/train/robot-phase15-adapt.json), merged and quantized.
+# About 45 minutes on an idle 2-core machine.      scripts/train-phase15.sh [--skip-studies]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STUDIES=1
@@ -27,9 +31,14 @@ mkdir -p data out
 [ -f data/dagger1.train.jsonl ] || "$BIN/mgpt-sim" dagger --model Models/robot --episodes 1500 --seed 11 --beta 0.5 --out data/dagger1.train.jsonl
 "$BIN/mgpt" train --recipe Configs/train/robot-phase15-base.json
 "$BIN/mgpt-sim" dagger --model out/robot-p15-base --episodes 1500 --seed 12 --beta 0.3 --out data/dagger2.train.jsonl
+"$BIN/mgpt" train --recipe Configs/train/robot-phase15-qat.json
+rm -rf out/robot-p15-qat-int8
+"$BIN/mgpt" quantize --model out/robot-p15-qat --out out/robot-p15-qat-int8 --attention --ffn
+"$BIN/mgpt-sim" dagger --model out/robot-p15-qat-int8 --config Configs/robot.json --episodes 1500 --seed 13 --beta 0.3 --out data/dagger3.train.jsonl
+"$BIN/mgpt-sim" dagger --model out/robot-p15-qat-int8 --config Configs/robot.json --episodes 600 --seed 14 --beta 0 --out data/dagger4.train.jsonl
 "$BIN/mgpt" train --recipe Configs/train/robot-phase15.json
-rm -rf Models/robot-phase15
-"$BIN/mgpt" quantize --model out/robot-p15-qat --out Models/robot-phase15 --attention --ffn
+rm -rf Models/robot-phase15/{config.json,model.safetensors,tokenizer.json,training.json}
+"$BIN/mgpt" quantize --model out/robot-p15 --out Models/robot-phase15 --attention --ffn
 
 echo "== Models/robot-phase15: scores"
 ls -l Models/robot-phase15/model.safetensors
@@ -37,8 +46,13 @@ for split in val heldout; do
   "$BIN/mgpt" eval-intents --model Models/robot-phase15 --corpus data/sim.$split.jsonl | tail -1
 done
 "$BIN/mgpt" eval --model Models/robot-phase15 --engine --corpus data/sim.val.jsonl --seq-len 128 --json
-"$BIN/mgpt" bench exit --model Models/robot-phase15 --corpus data/sim.val.jsonl | tail -1
-"$BIN/mgpt-sim" dagger --model Models/robot-phase15 --episodes 100 --seed 5 --families heldout | tail -1
+for rule in after:3 after:2 confident:1.5 confident:2.0; do
+  echo "exit=$rule $("$BIN/mgpt" eval-intents --model Models/robot-phase15 --corpus data/sim.val.jsonl --exit $rule | tail -1)"
+done
+for m in Models/robot out/robot-p15-qat-int8 Models/robot-phase15; do
+  echo "model=$m $("$BIN/mgpt-sim" dagger --model $m --episodes 100 --seed 5 --families heldout | tail -1)"
+  echo "model=$m gated $("$BIN/mgpt-sim" dagger --model $m --config Configs/robot.json --episodes 100 --seed 5 --families heldout | tail -1)"
+done
 "$BIN/mgpt" bench decode --model Models/robot-phase15 --baseline Models/robot | tail -1
 "$BIN/mgpt" bench loop --config Configs/robot.json --ticks 5000 | tail -1
 
@@ -46,15 +60,15 @@ done
 echo "== QAT vs PTQ: the same stage 2 without fake quantization, then post-training INT8"
 python3 - <<'PY'
 import json
-r = json.load(open("Configs/train/robot-phase15.json"))
+r = json.load(open("Configs/train/robot-phase15-qat.json"))
 del r["qat"]; r["out"] = "out/robot-p15-noqat"
-r["comment"] = "Configs/train/robot-phase15.json without QAT (written by scripts/train-phase15.sh)"
+r["comment"] = "Configs/train/robot-phase15-qat.json without QAT (written by scripts/train-phase15.sh)"
 json.dump(r, open("out/robot-p15-noqat.json", "w"), indent=1)
 PY
 "$BIN/mgpt" train --recipe out/robot-p15-noqat.json
 rm -rf out/robot-p15-noqat-int8
 "$BIN/mgpt" quantize --model out/robot-p15-noqat --out out/robot-p15-noqat-int8 --attention --ffn
-for m in out/robot-p15-noqat out/robot-p15-noqat-int8 out/robot-p15-qat Models/robot-phase15; do
+for m in out/robot-p15-noqat out/robot-p15-noqat-int8 out/robot-p15-qat out/robot-p15-qat-int8; do
   for split in val heldout; do
     echo "model=$m split=$split $("$BIN/mgpt" eval --model $m --engine --corpus data/sim.$split.jsonl --seq-len 128 --json | tr -d '\n ')"
   done
@@ -68,9 +82,9 @@ for bits in 4 2; do
   python3 - "$bits" <<'PY'
 import json, sys
 b = int(sys.argv[1])
-r = json.load(open("Configs/train/robot-phase15.json"))
+r = json.load(open("Configs/train/robot-phase15-qat.json"))
 r["qat"]["bits"] = b; r["out"] = f"out/robot-p15-qat{b}"
-r["comment"] = f"Configs/train/robot-phase15.json with {b}-bit QAT (written by scripts/train-phase15.sh)"
+r["comment"] = f"Configs/train/robot-phase15-qat.json with {b}-bit QAT (written by scripts/train-phase15.sh)"
 json.dump(r, open(f"out/robot-p15-qat{b}.json", "w"), indent=1)
 PY
   "$BIN/mgpt" train --recipe out/robot-p15-qat$bits.json
@@ -89,7 +103,7 @@ echo "== LoRA: adapt the phase-15 model to the held-out layout families"
 [ -f data/adapt.heldout.jsonl ] || "$BIN/mgpt-sim" corpus --episodes 0 --heldout 600 --seed 2 --fault-fraction 0.2 --out data/adapt
 "$BIN/mgpt" train --recipe Configs/train/robot-phase15-adapt.json
 rm -rf out/robot-p15-adapt-merged out/robot-p15-adapt-int8
-"$BIN/mgpt" lora merge --model out/robot-p15-qat --adapter out/robot-p15-adapt --out out/robot-p15-adapt-merged
+"$BIN/mgpt" lora merge --model out/robot-p15 --adapter out/robot-p15-adapt --out out/robot-p15-adapt-merged
 "$BIN/mgpt" quantize --model out/robot-p15-adapt-merged --out out/robot-p15-adapt-int8 --attention --ffn
 for m in Models/robot-phase15 out/robot-p15-adapt-int8; do
   for split in val heldout; do
@@ -97,3 +111,4 @@ for m in Models/robot-phase15 out/robot-p15-adapt-int8; do
   done
 done
 "$BIN/mgpt-sim" dagger --model out/robot-p15-adapt-int8 --episodes 100 --seed 5 --families heldout | tail -1
+"$BIN/mgpt-sim" dagger --model out/robot-p15-adapt-int8 --config Configs/robot.json --episodes 100 --seed 5 --families heldout | tail -1
