@@ -235,13 +235,13 @@ public struct LadderManifest: Sendable, Equatable {
         do { root = try JSONDecoder().decode(JSONValue.self, from: data) } catch {
             throw fail("(root)", "valid JSON", "a parse error: \(error)")
         }
-        guard case .object(let top) = root else { throw fail("(root)", "an object", root.kind) }
+        guard case .object(let top) = root else { throw fail("(root)", "an object", root.kindDescription) }
         for k in top.keys.sorted() where !keys.contains(k) { throw fail(k, "one of \(keys.sorted())", "an unknown key") }
         var m = LadderManifest(title: "ladder", tokens: nil, rows: [])
-        if let t = top["title"] { guard case .string(let s) = t else { throw fail("title", "a string", t.kind) }; m.title = s }
-        if let t = top["tokens"] { m.tokens = try t.integer(fail("tokens", "an integer ≥ 2", t.kind), min: 2) }
+        if let t = top["title"] { guard case .string(let s) = t else { throw fail("title", "a string", t.kindDescription) }; m.title = s }
+        if let t = top["tokens"] { m.tokens = try t.integer(fail("tokens", "an integer ≥ 2", t.kindDescription), min: 2) }
         guard let rowsValue = top["rows"] else { throw fail("rows", "an array of rows", "nothing (missing key)") }
-        guard case .array(let rows) = rowsValue, !rows.isEmpty else { throw fail("rows", "a non-empty array of rows", rowsValue.kind) }
+        guard case .array(let rows) = rowsValue, !rows.isEmpty else { throw fail("rows", "a non-empty array of rows", rowsValue.kindDescription) }
         for (i, r) in rows.enumerated() {
             m.rows.append(try LadderRow(parsing: r, path: "rows[\(i)]", base: base, fail: fail))
         }
@@ -284,21 +284,21 @@ public struct LadderRow: Sendable, Equatable {
 
     init(parsing value: JSONValue, path: String, base: URL,
          fail: (String, String, String) -> LadderManifestError) throws {
-        guard case .object(let o) = value else { throw fail(path, "an object", value.kind) }
+        guard case .object(let o) = value else { throw fail(path, "an object", value.kindDescription) }
         for k in o.keys.sorted() where !Self.keys.contains(k) { throw fail("\(path).\(k)", "one of \(Self.keys.sorted())", "an unknown key") }
         func string(_ k: String) throws -> String? {
             guard let v = o[k] else { return nil }
-            guard case .string(let s) = v else { throw fail("\(path).\(k)", "a string", v.kind) }
+            guard case .string(let s) = v else { throw fail("\(path).\(k)", "a string", v.kindDescription) }
             return s
         }
         func bool(_ k: String) throws -> Bool? {
             guard let v = o[k] else { return nil }
-            guard case .bool(let b) = v else { throw fail("\(path).\(k)", "true or false", v.kind) }
+            guard case .bool(let b) = v else { throw fail("\(path).\(k)", "true or false", v.kindDescription) }
             return b
         }
         func int(_ k: String, min: Int, _ expected: String) throws -> Int? {
             guard let v = o[k] else { return nil }
-            return try v.integer(fail("\(path).\(k)", expected, v.kind), min: min)
+            return try v.integer(fail("\(path).\(k)", expected, v.kindDescription), min: min)
         }
         guard let p = try int("phase", min: 1, "an integer ≥ 1") else { throw fail("\(path).phase", "an integer ≥ 1", "nothing (missing key)") }
         phase = p
@@ -318,8 +318,8 @@ public struct LadderRow: Sendable, Equatable {
         }
         untiedHead = try bool("untied_head") ?? false
         if let v = o["early_exit_layers"] {
-            guard case .array(let a) = v else { throw fail("\(path).early_exit_layers", "an array of integers", v.kind) }
-            earlyExitLayers = try a.enumerated().map { j, x in try x.integer(fail("\(path).early_exit_layers[\(j)]", "an integer ≥ 1", x.kind), min: 1) }
+            guard case .array(let a) = v else { throw fail("\(path).early_exit_layers", "an array of integers", v.kindDescription) }
+            earlyExitLayers = try a.enumerated().map { j, x in try x.integer(fail("\(path).early_exit_layers[\(j)]", "an integer ≥ 1", x.kindDescription), min: 1) }
         }
         kvDType = try string("kv_dtype")
         if let t = kvDType, !["float32", "float16", "int8"].contains(t) {
@@ -337,7 +337,7 @@ public struct LadderRow: Sendable, Equatable {
             }
         }
         if let v = o["shape_change"] {
-            guard case .object(let sc) = v else { throw fail("\(path).shape_change", "an object", v.kind) }
+            guard case .object(let sc) = v else { throw fail("\(path).shape_change", "an object", v.kindDescription) }
             shapeChange = try LadderShapeChange(parsing: sc, path: "\(path).shape_change", fail: fail)
         }
     }
@@ -377,10 +377,10 @@ public struct LadderShapeChange: Sendable, Equatable {
     init(parsing o: [String: JSONValue], path: String, fail: (String, String, String) -> LadderManifestError) throws {
         let keys = ["num_key_value_heads", "intermediate_size", "ffn_rank", "fused_qkv", "tie_word_embeddings"]
         for k in o.keys.sorted() where !keys.contains(k) { throw fail("\(path).\(k)", "one of \(keys)", "an unknown key") }
-        func int(_ k: String, min: Int) throws -> Int? { try o[k].map { try $0.integer(fail("\(path).\(k)", "an integer ≥ \(min)", $0.kind), min: min) } }
+        func int(_ k: String, min: Int) throws -> Int? { try o[k].map { try $0.integer(fail("\(path).\(k)", "an integer ≥ \(min)", $0.kindDescription), min: min) } }
         func bool(_ k: String) throws -> Bool? {
             guard let v = o[k] else { return nil }
-            guard case .bool(let b) = v else { throw fail("\(path).\(k)", "true or false", v.kind) }
+            guard case .bool(let b) = v else { throw fail("\(path).\(k)", "true or false", v.kindDescription) }
             return b
         }
         numKeyValueHeads = try int("num_key_value_heads", min: 1)
@@ -405,32 +405,7 @@ public struct LadderManifestError: Error, CustomStringConvertible, Equatable {
     public var description: String { "\(file): \(keyPath): expected \(expected), found \(found)" }
 }
 
-/// Any JSON value, decoded strictly (a number is never a boolean) so manifest errors can name types.
-enum JSONValue: Decodable, Equatable, Sendable {
-    case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
-
-    init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let n = try? c.decode(Double.self) { self = .number(n) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
-    }
-
-    /// How the value reads in an error ("a string \"yes\"", "the number 2.5").
-    var kind: String {
-        switch self {
-        case .null: return "null"
-        case .bool(let b): return "\(b)"
-        case .number(let n): return "the number \(n)"
-        case .string(let s): return "the string \"\(s)\""
-        case .array(let a): return "an array of \(a.count)"
-        case .object: return "an object"
-        }
-    }
-
+extension JSONValue {
     /// The value as an integer ≥ `min`, else `error`.
     func integer(_ error: @autoclosure () -> LadderManifestError, min: Int) throws -> Int {
         guard case .number(let n) = self, n == n.rounded(), abs(n) < 1e15, Int(n) >= min else { throw error() }

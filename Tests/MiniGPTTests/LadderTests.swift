@@ -49,10 +49,10 @@ private func manifestError(_ json: String) -> LadderManifestError? {
 
     @Test func errorsNameTheKeyPathExpectedAndFound() throws {
         let cases: [(String, String, String)] = [
-            (#"{"rows": [{"phase": 1, "name": "a", "model": "m", "kv_cache": "yes"}]}"#, "rows[0].kv_cache", "the string \"yes\""),
+            (#"{"rows": [{"phase": 1, "name": "a", "model": "m", "kv_cache": "yes"}]}"#, "rows[0].kv_cache", "a string \"yes\""),
             (#"{"rows": [{"phase": 1, "name": "a", "model": "m"}, {"phase": 2, "name": "b", "model": "m", "kv_cahce": true}]}"#, "rows[1].kv_cahce", "an unknown key"),
             (#"{"rows": [{"name": "a", "model": "m"}]}"#, "rows[0].phase", "nothing (missing key)"),
-            (#"{"rows": [{"phase": 1.5, "name": "a", "model": "m"}]}"#, "rows[0].phase", "the number 1.5"),
+            (#"{"rows": [{"phase": 1.5, "name": "a", "model": "m"}]}"#, "rows[0].phase", "a number 1.5"),
             (#"{"rows": [{"phase": 1, "name": "a"}]}"#, "rows[0].model", "nothing (missing key)"),
             (#"{"rows": [{"phase": 1, "name": "a", "model": "m", "exit": "half"}]}"#, "rows[0].exit", "\"half\""),
             (#"{"rows": [{"phase": 1, "name": "a", "model": "m", "kv_cache": false, "kv_dtype": "int8"}]}"#, "rows[0].kv_dtype", "a value"),
