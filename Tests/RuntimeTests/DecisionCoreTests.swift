@@ -129,28 +129,18 @@ import Wire
         config.publishEndpoint = "inproc://rr-out"
         let (m, tok) = try Daemon.loadModel(config.modelPath)
         let core = try DecisionCore(config: config, model: m, tokenizer: tok, startedAt: monotonicNanos())
-        let ctx = try ZMQContext()
-        let feeder = try ZMQSocket(context: ctx, type: .pub)
-        try feeder.bind(config.sensorEndpoint)
-        let sub = try ZMQSocket(context: ctx, type: .sub)
-        try sub.subscribe("obs")
-        try sub.connect(config.sensorEndpoint)
-        let pub = try ZMQSocket(context: ctx, type: .pub)
-        try pub.bind(config.publishEndpoint)
         let path = dir.path("session.mcap")
-        let recorder = try Recorder(path: path, maxPayload: config.maxMessageBytes, schemas: Schemas.forRecording)
-        recorder.start()
-        let loop = DecisionLoop(config: config, core: core, sub: sub, pub: pub, recorder: recorder)
+        let h = try LoopHarness(config: config, core: core, recording: path)
         for i in 0..<120 {
             // Some ticks get no frame (watchdog / repeat), some two, some a malformed one.
-            if i % 7 != 3 { _ = try feeder.send([Array("obs".utf8), try frameBytes(i)]) }
-            if i % 11 == 5 { _ = try feeder.send([Array("obs".utf8), Array("{garbage".utf8)]) }
-            if i % 13 == 0 { _ = try feeder.send([Array("obs".utf8), try frameBytes(1000 + i)]) }
+            if i % 7 != 3 { try h.feed(try frameBytes(i)) }
+            if i % 11 == 5 { try h.feed(Array("{garbage".utf8)) }
+            if i % 13 == 0 { try h.feed(try frameBytes(1000 + i)) }
             usleep(i % 29 == 0 ? 25_000 : 300)  // now and then, long enough to go stale
             let now = monotonicNanos()
-            loop.tickOnce(deadline: now, woke: now)
+            h.loop.tickOnce(deadline: now, woke: now)
         }
-        recorder.finish()
+        h.recorder.finish()
         let reader = try MCAPReader(path: path)
         #expect(!reader.truncated)
         #expect(reader.messages.count >= 120)

@@ -1,6 +1,7 @@
 import Foundation
 import MiniGPT
 import Observation
+import Wire
 @testable import Runtime
 
 /// A fresh temporary folder, removed when the value dies.
@@ -67,3 +68,29 @@ func sampleFrame(_ i: Int) -> ObservationFrame {
 }
 
 func frameBytes(_ i: Int) throws -> [UInt8] { Array(try sampleFrame(i).jsonData()) }
+
+/// The daemon's loop tick on real in-process sockets, recording to `path`, driven tick by tick
+/// (no thread, no clock): what record → replay tests run. Keeps the sockets alive while it lives.
+final class LoopHarness {
+    let ctx: ZMQContext
+    let feeder: ZMQSocket, sub: ZMQSocket, pub: ZMQSocket
+    let recorder: Recorder
+    let loop: DecisionLoop
+
+    init(config: RobotConfig, core: DecisionCore, recording path: String) throws {
+        ctx = try ZMQContext()
+        feeder = try ZMQSocket(context: ctx, type: .pub)
+        try feeder.bind(config.sensorEndpoint)
+        sub = try ZMQSocket(context: ctx, type: .sub)
+        try sub.subscribe("obs")
+        try sub.connect(config.sensorEndpoint)
+        pub = try ZMQSocket(context: ctx, type: .pub)
+        try pub.bind(config.publishEndpoint)
+        recorder = try Recorder(path: path, maxPayload: config.maxMessageBytes, schemas: Schemas.forRecording)
+        recorder.start()
+        loop = DecisionLoop(config: config, core: core, sub: sub, pub: pub, recorder: recorder)
+    }
+
+    /// Publishes one `obs` message.
+    func feed(_ payload: [UInt8]) throws { _ = try feeder.send([Array("obs".utf8), payload]) }
+}
