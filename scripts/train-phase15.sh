@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # Reproduces the shipped phase-15 model Models/robot-phase15 from scratch and measures it
 # (deterministic: fixed seeds; every figure of Models/robot-phase15/README.md comes from here).
-#   1. corpus: the simulator's expert episodes, as for Models/robot (skipped when present);
-#   2. DAgger iteration 1: Models/robot drives the simulator (β 0.5), the expert labels its states;
-#   3. stage 1 (Configs/train/robot-phase15-base.json): FP32 from scratch on expert + DAgger-1 data,
+#   1. corpus: the simulator's expert episodes, as for Models/robot (skipped when present; frames v2,
+#      with the planner's route hint — delete data/ after a change of the encoder);
+#   2. stage 1 (Configs/train/robot-phase15-base.json): FP32 from scratch on the expert corpus,
 #      exit heads after blocks 2 and 3 trained by the auxiliary loss;
-#   4. DAgger iteration 2: the stage-1 model drives (β 0.3);
-#   5. stage 2 (Configs/train/robot-phase15-qat.json): QAT fine-tune (fake INT8 attention + FFN
-#      weights, straight-through) with the exit loss on expert + DAgger 1-2; the config gains the
+#   3. DAgger iteration 1: the stage-1 model drives the simulator (β 0.5), the expert labels its states;
+#   4. stage 2 (Configs/train/robot-phase15-qat.json): QAT fine-tune (fake INT8 attention + FFN
+#      weights, straight-through) with the exit loss on expert + DAgger 1; the config gains the
 #      INT8 KV cache with a 128-position window;
-#   6. DAgger iterations 3 (β 0.3) and 4 (β 0): stage 2's INT8 model drives *through the daemon's
-#      meta-controller* (--config Configs/robot.json: a gated tick executes the STOP fallback), so
+#   5. DAgger iteration 2 (β 0.3), then 3 (β 0.3) and 4 (β 0) *through the daemon's
+#      meta-controller*, all driven by stage 2's INT8 model (--config Configs/robot.json: a gated tick executes the STOP fallback), so
 #      the data hold the states the deployed controller visits, standstills included;
-#   7. stage 3 (Configs/train/robot-phase15.json): QAT continues on expert + DAgger 1-4;
-#   8. INT8 weights from the QAT master (mgpt quantize --attention --ffn) → Models/robot-phase15;
-#   9. scores: intent match vs the expert, early exit, closed loop in process, decode vs Models/robot;
-#  10. studies: stage 2 without QAT, then PTQ (QAT vs PTQ at 8, 4 and 2 bits); a LoRA adaptation to
+#   6. stage 3 (Configs/train/robot-phase15.json): QAT continues on expert + DAgger 1-4;
+#   7. INT8 weights from the QAT master (mgpt quantize --attention --ffn) → Models/robot-phase15;
+#   8. scores: intent match vs the expert, early exit, closed loop in process, decode vs Models/robot;
+#   9. studies: stage 2 without QAT, then PTQ (QAT vs PTQ at 8, 4 and 2 bits); a LoRA adaptation to
 #      the held-out layout families (Configs/train/robot-phase15-adapt.json), merged and quantized.
 # About 45 minutes on an idle 2-core machine.      scripts/train-phase15.sh [--skip-studies]
 set -euo pipefail
@@ -28,12 +28,12 @@ swift build -c release --product mgpt-sim >&2
 BIN=$(swift build -c release --show-bin-path)
 mkdir -p data out
 [ -f data/sim.heldout.jsonl ] || "$BIN/mgpt-sim" corpus --episodes 3000 --seed 1 --fault-fraction 0.2 --out data/sim
-[ -f data/dagger1.train.jsonl ] || "$BIN/mgpt-sim" dagger --model Models/robot --episodes 1500 --seed 11 --beta 0.5 --out data/dagger1.train.jsonl
 "$BIN/mgpt" train --recipe Configs/train/robot-phase15-base.json
-"$BIN/mgpt-sim" dagger --model out/robot-p15-base --episodes 1500 --seed 12 --beta 0.3 --out data/dagger2.train.jsonl
+"$BIN/mgpt-sim" dagger --model out/robot-p15-base --episodes 1500 --seed 11 --beta 0.5 --out data/dagger1.train.jsonl
 "$BIN/mgpt" train --recipe Configs/train/robot-phase15-qat.json
 rm -rf out/robot-p15-qat-int8
 "$BIN/mgpt" quantize --model out/robot-p15-qat --out out/robot-p15-qat-int8 --attention --ffn
+"$BIN/mgpt-sim" dagger --model out/robot-p15-qat-int8 --episodes 1500 --seed 12 --beta 0.3 --out data/dagger2.train.jsonl
 "$BIN/mgpt-sim" dagger --model out/robot-p15-qat-int8 --config Configs/robot.json --episodes 1500 --seed 13 --beta 0.3 --out data/dagger3.train.jsonl
 "$BIN/mgpt-sim" dagger --model out/robot-p15-qat-int8 --config Configs/robot.json --episodes 600 --seed 14 --beta 0 --out data/dagger4.train.jsonl
 "$BIN/mgpt" train --recipe Configs/train/robot-phase15.json

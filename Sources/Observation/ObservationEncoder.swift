@@ -1,7 +1,8 @@
 /// Turns an `ObservationFrame` into a short, bounded sequence of observation token indices.
 ///
 /// The tokenizer reserves a block of 64 observation tokens; index `k` here is the `k`-th of them
-/// (the engine does that mapping). This encoder uses `tokenCount` (≤ 64) of them and never emits
+/// (the engine does that mapping; the last one is the frame-end marker). This encoder uses
+/// `tokenCount` (≤ 63) of them and never emits
 /// more than `maxTokensPerFrame` per frame. The same code builds the training corpus (in the
 /// simulator) and encodes live frames (in the daemon), so both see identical tokens.
 ///
@@ -11,16 +12,20 @@
 ///    `blocked / near / mid / far` — or the single token `scan_missing` when the scan is absent;
 /// 2. motion: one of `stopped / slow / fast / reverse` (from odometry speed), then `turning_left` /
 ///    `turning_right` when the odometry turn rate exceeds `turningRate`;
+/// 2b. route (frame v2): the planner's carrot bearing in 9 sectors (`route_ahead`,
+///    `route_slight_left`, … `route_back_right`), then `route_close` when less than `routeClose`
+///    metres are left, or `route_arrived` at the stopping point — nothing when the frame has no route;
 /// 3. camera: up to 2 detections (nearest first), each `colour` + `where` (bearing × distance),
 ///    or the single token `no_detection`;
 /// 4. `bump` when the bumper is pressed; `battery_low` / `battery_critical` when low.
 ///
 /// `encode(_:into:)` allocates nothing when `out` already has capacity `maxTokensPerFrame`.
 public struct ObservationEncoder: Sendable {
-    /// Number of distinct observation token indices this encoder can emit (≤ 64).
-    public static let tokenCount = 52
+    /// Number of distinct observation token indices this encoder can emit (≤ 63: the 64th reserved
+    /// token is the frame-end marker).
+    public static let tokenCount = 63
     /// Upper bound on the number of tokens emitted for one frame.
-    public static let maxTokensPerFrame = 13
+    public static let maxTokensPerFrame = 15
     /// Detections encoded per frame (nearest first); more are ignored.
     public static let maxDetections = 2
 
@@ -83,6 +88,21 @@ public struct ObservationEncoder: Sendable {
     /// turn (TURN_*(0.25) × 2 rad/s = 0.5 rad/s).
     public static let turningRate: Float = 0.125
 
+    /// First route-bearing token: index = `routeBase + level`, level 0 `back_left` … 4 `ahead` …
+    /// 8 `back_right` (`routeBearingLevel`).
+    public static let routeBase = 52
+    /// Less than `routeClose` metres of route are left.
+    public static let routeCloseToken = 61
+    /// The route's stopping point is reached (`route.distance == 0`).
+    public static let routeArrivedToken = 62
+    /// Edges of the route-bearing sectors (|bearing|, radians): `ahead` below the first, then
+    /// `slight`, plain, `sharp`, `back`. They are the tracker's own thresholds (ExpertPolicy:
+    /// align within 0.15 rad in tight spots, turn in place above 0.35, faster above 0.5 and 1.0),
+    /// so a policy that reads these tokens can make the same decisions.
+    public static let routeBearingEdges: (Float, Float, Float, Float) = (0.15, 0.35, 0.5, 1.0)
+    /// Route distance (m) below which `route_close` is emitted (the tracker slows down).
+    public static let routeClose: Float = 0.8
+
     /// Scanner beams (indices into `ranges`, beam i at i·22.5° CCW) that make up each sector, as
     /// `encode` reads them: L = 67.5°, 90°; FL = 45°; F = −22.5°, 0°, 22.5°; FR = −45°;
     /// R = −90°, −67.5°.
@@ -125,6 +145,12 @@ public struct ObservationEncoder: Sendable {
         out[n] = Self.motionBase + Self.motionLevel(frame.odom.v); n += 1
         if frame.odom.w > Self.turningRate { out[n] = Self.turningLeft; n += 1 }
         else if frame.odom.w < -Self.turningRate { out[n] = Self.turningRight; n += 1 }
+        // 2b. Route hint from the global planner (absent: no tokens).
+        if let route = frame.route {
+            out[n] = Self.routeBase + Self.routeBearingLevel(route.bearing); n += 1
+            if !(route.distance > 0) { out[n] = Self.routeArrivedToken; n += 1 }
+            else if route.distance < Self.routeClose { out[n] = Self.routeCloseToken; n += 1 }
+        }
         // 3. Camera: the nearest `maxDetections` detections (frames list them nearest first, but
         //    a faulty sender may not: pick the nearest without sorting, to stay allocation-free).
         let dets = frame.detections
@@ -177,6 +203,16 @@ public struct ObservationEncoder: Sendable {
         return b > 0 ? 0 : 4
     }
 
+    /// 0 back_left, 1 sharp_left, 2 left, 3 slight_left, 4 ahead, 5 slight_right, 6 right,
+    /// 7 sharp_right, 8 back_right. A non-finite bearing counts as `ahead`.
+    static func routeBearingLevel(_ b: Float) -> Int {
+        let a = abs(b), e = routeBearingEdges
+        let side: Int
+        if !(a >= e.0) { return 4 }
+        if a < e.1 { side = 1 } else if a < e.2 { side = 2 } else if a < e.3 { side = 3 } else { side = 4 }
+        return b > 0 ? 4 - side : 4 + side
+    }
+
     /// 0 close, 1 mid, 2 far.
     static func distanceLevel(_ d: Float) -> Int {
         if !(d >= closeDistance) { return 0 }
@@ -201,6 +237,8 @@ public struct ObservationEncoder: Sendable {
         let sectors = ["L", "FL", "F", "FR", "R"], levels = ["blocked", "near", "mid", "far"]
         let bearings = ["far_left", "left", "ahead", "right", "far_right"]
         let distances = ["close", "mid", "far"], motions = ["stopped", "slow", "fast", "reverse"]
+        let routes = ["back_left", "sharp_left", "left", "slight_left", "ahead",
+                      "slight_right", "right", "sharp_right", "back_right"]
         switch k {
         case 0..<20: return "\(sectors[k / 4])_\(levels[k % 4])"
         case scanMissing: return "scan_missing"
@@ -215,6 +253,9 @@ public struct ObservationEncoder: Sendable {
         case motionBase..<(motionBase + 4): return motions[k - motionBase]
         case turningLeft: return "turning_left"
         case turningRight: return "turning_right"
+        case routeBase..<(routeBase + 9): return "route_" + routes[k - routeBase]
+        case routeCloseToken: return "route_close"
+        case routeArrivedToken: return "route_arrived"
         default: return nil
         }
     }

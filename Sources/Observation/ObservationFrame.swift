@@ -2,15 +2,19 @@ import Foundation
 
 /// One fused observation of the robot's senses at one simulation (or robot) tick.
 ///
-/// This is the payload of the `obs` topic: versioned JSON (`"v": 1`) that a Python subscriber reads
+/// This is the payload of the `obs` topic: versioned JSON (`"v": 2`) that a Python subscriber reads
 /// with `json.loads`. Schema: `docs/sim.md` and `docs/schemas/obs.schema.json`.
+///
+/// Version 2 added `route`: what a navigation stack's global planner hands its local controller
+/// (nav2's planner → controller split). Version 1 frames are rejected: a model trained on v2
+/// frames cannot drive without the route hint.
 ///
 /// Conventions: metres, seconds, radians; bearings are counter-clockwise from the robot's heading
 /// (positive = to the left). Frames never say which sensor is faulty: a dropped scan is an empty
 /// `ranges` array, a frozen or noisy sensor just looks frozen or noisy.
 public struct ObservationFrame: Codable, Sendable, Equatable {
     /// The schema version this code writes and accepts.
-    public static let version = 1
+    public static let version = 2
     /// Number of beams of the range scanner, evenly spread over 360°, beam 0 straight ahead.
     public static let beamCount = 16
 
@@ -34,15 +38,18 @@ public struct ObservationFrame: Codable, Sendable, Equatable {
     public var bump: Bool
     /// Battery state of charge in [0, 1].
     public var battery: Float
+    /// The global planner's hint for this tick, or nil when it has no route (no path found, or no
+    /// planner running). JSON `null`.
+    public var route: Route?
 
     /// JSON key names (snake_case where the Swift name is camelCase).
     enum CodingKeys: String, CodingKey {
-        case v, seq, t, ranges, rangeMax = "range_max", detections, odom, bump, battery
+        case v, seq, t, ranges, rangeMax = "range_max", detections, odom, bump, battery, route
     }
 
     /// A frame with every field given; `v` is always the current version.
     public init(seq: UInt64, t: Double, ranges: [Float], rangeMax: Float, detections: [Detection],
-                odom: Odometry, bump: Bool, battery: Float) {
+                odom: Odometry, bump: Bool, battery: Float, route: Route? = nil) {
         self.v = Self.version
         self.seq = seq
         self.t = t
@@ -52,6 +59,7 @@ public struct ObservationFrame: Codable, Sendable, Equatable {
         self.odom = odom
         self.bump = bump
         self.battery = battery
+        self.route = route
     }
 
     /// Decodes a frame and rejects any version other than `ObservationFrame.version`.
@@ -70,6 +78,50 @@ public struct ObservationFrame: Codable, Sendable, Equatable {
         odom = try c.decode(Odometry.self, forKey: .odom)
         bump = try c.decode(Bool.self, forKey: .bump)
         battery = try c.decode(Float.self, forKey: .battery)
+        // Required key whose value may be null: a sender that forgot it is told so.
+        guard c.contains(.route) else {
+            throw DecodingError.keyNotFound(CodingKeys.route, DecodingError.Context(
+                codingPath: c.codingPath, debugDescription: "required key (null when there is no route)"))
+        }
+        route = try c.decodeIfPresent(Route.self, forKey: .route)
+    }
+
+    /// Encodes every key, `route` as `null` when absent (synthesised encoding would drop it).
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(v, forKey: .v)
+        try c.encode(seq, forKey: .seq)
+        try c.encode(t, forKey: .t)
+        try c.encode(ranges, forKey: .ranges)
+        try c.encode(rangeMax, forKey: .rangeMax)
+        try c.encode(detections, forKey: .detections)
+        try c.encode(odom, forKey: .odom)
+        try c.encode(bump, forKey: .bump)
+        try c.encode(battery, forKey: .battery)
+        if let route { try c.encode(route, forKey: .route) } else { try c.encodeNil(forKey: .route) }
+    }
+}
+
+/// The route hint of a global planner: where the planned path goes next and how far is left.
+///
+/// This is the split of a navigation stack (nav2: planner server → controller server): a planner
+/// with the map and the localised pose plans the path to the goal; the local controller (here,
+/// the model) follows it while reacting to what the sensors show — clutter, movers, bumps, the
+/// target in view. In the simulator the planner is A* on the room's occupancy grid from the
+/// localised pose, re-planned at 10 Hz around the movers (`RoutePlanner`).
+public struct Route: Codable, Sendable, Equatable {
+    /// Bearing in radians (positive = left, in (−π, π]) from the robot's heading to the carrot:
+    /// the point `RoutePlanner.lookahead` metres along the planned path, or the target itself
+    /// once it is near and a robot-wide lane to it is clear.
+    public var bearing: Float
+    /// Metres left to the stopping point (the path length, bounded by the straight distance to
+    /// the point `stopDistance` short of the target); 0 means arrived: stop and say `DONE`.
+    public var distance: Float
+
+    /// A hint with every field given.
+    public init(bearing: Float, distance: Float) {
+        self.bearing = bearing
+        self.distance = distance
     }
 }
 

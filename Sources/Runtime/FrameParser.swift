@@ -137,8 +137,9 @@ let cNumericLocale = CNumericLocale(handle: newlocale(LC_NUMERIC_MASK, "C", nil)
 // MARK: - Frame, detection and odometry objects
 
 extension FrameReader {
-    /// frame = { "v": 1, "seq": u64, "t": f64, "ranges": [f32], "range_max": f32,
-    ///           "detections": [detection], "odom": odometry, "bump": bool, "battery": f32 }
+    /// frame = { "v": 2, "seq": u64, "t": f64, "ranges": [f32], "range_max": f32,
+    ///           "detections": [detection], "odom": odometry, "bump": bool, "battery": f32,
+    ///           "route": route | null }
     mutating func frame(into frame: inout ObservationFrame) throws(FrameParseError) {
         let key: StaticString = ""
         var object = try openObject(key: key)
@@ -150,7 +151,7 @@ extension FrameReader {
                 let at = i
                 frame.v = try int(key: "v")
                 guard frame.v == ObservationFrame.version else {
-                    throw FrameParseError(code: .wrongVersion, offset: at, key: "v", expected: "version 1")
+                    throw FrameParseError(code: .wrongVersion, offset: at, key: "v", expected: "version 2")
                 }
             case "seq":
                 try markSeen(&seen, 1 << 1, key: "seq")
@@ -194,6 +195,16 @@ extension FrameReader {
             case "battery":
                 try markSeen(&seen, 1 << 8, key: "battery")
                 frame.battery = try float(key: "battery")
+            case "route":
+                try markSeen(&seen, 1 << 9, key: "route")
+                if peek() == UInt8(ascii: "n") {
+                    try literal("null", key: "route")
+                    frame.route = nil
+                } else {
+                    var route = Route(bearing: 0, distance: 0)
+                    try self.route(into: &route)
+                    frame.route = route
+                }
             default:
                 try skipValue(key: key, depth: 0)
             }
@@ -208,6 +219,7 @@ extension FrameReader {
         if seen & (1 << 6) == 0 { throw missing("odom", at: end) }
         if seen & (1 << 7) == 0 { throw missing("bump", at: end) }
         if seen & (1 << 8) == 0 { throw missing("battery", at: end) }
+        if seen & (1 << 9) == 0 { throw missing("route", at: end) }
         skipWhitespace()
         guard i == count else {
             throw FrameParseError(code: .trailingBytes, offset: i, key: "", expected: "the end of the input")
@@ -276,6 +288,28 @@ extension FrameReader {
         if seen & (1 << 2) == 0 { throw missing("odom.theta", at: end) }
         if seen & (1 << 3) == 0 { throw missing("odom.v", at: end) }
         if seen & (1 << 4) == 0 { throw missing("odom.w", at: end) }
+    }
+
+    /// route = { "bearing": f32, "distance": f32 }
+    mutating func route(into route: inout Route) throws(FrameParseError) {
+        let key: StaticString = "route"
+        var object = try openObject(key: key)
+        var seen: UInt8 = 0
+        while let name = try nextMember(&object, key: key) {
+            switch name {
+            case "bearing":
+                try markSeen(&seen, 1 << 0, key: "route.bearing")
+                route.bearing = try float(key: "route.bearing")
+            case "distance":
+                try markSeen(&seen, 1 << 1, key: "route.distance")
+                route.distance = try float(key: "route.distance")
+            default:
+                try skipValue(key: key, depth: 0)
+            }
+        }
+        let end = i - 1
+        if seen & (1 << 0) == 0 { throw missing("route.bearing", at: end) }
+        if seen & (1 << 1) == 0 { throw missing("route.distance", at: end) }
     }
 
     /// Records that a key was read; a second time is a `duplicateKey` error at the key.

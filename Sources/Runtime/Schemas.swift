@@ -96,10 +96,10 @@ public enum Schemas {
       "title": "ObservationFrame",
       "description": "Payload of the `obs` topic (frame 1 of the multipart [\"obs\", payload]): one fused observation of the robot's senses per tick. Metres, seconds, radians; bearings counter-clockwise from the robot's heading (positive = left). Frames never flag sensor faults. See docs/sim.md.",
       "type": "object",
-      "required": ["v", "seq", "t", "ranges", "range_max", "detections", "odom", "bump", "battery"],
+      "required": ["v", "seq", "t", "ranges", "range_max", "detections", "odom", "bump", "battery", "route"],
       "additionalProperties": true,
       "properties": {
-        "v": {"description": "Schema version.", "const": 1},
+        "v": {"description": "Schema version (2 added route; a decoder rejects any other).", "const": 2},
         "seq": {"description": "Frame number, from 0 at the start of the episode (restarts with a new episode).", "type": "integer", "minimum": 0},
         "t": {"description": "Simulation time in seconds since the start of the episode.", "type": "number", "minimum": 0},
         "ranges": {
@@ -136,7 +136,17 @@ public enum Schemas {
           }
         },
         "bump": {"description": "Bumper pressed.", "type": "boolean"},
-        "battery": {"description": "State of charge.", "type": "number", "minimum": 0, "maximum": 1}
+        "battery": {"description": "State of charge.", "type": "number", "minimum": 0, "maximum": 1},
+        "route": {
+          "description": "The global planner's hint (as a navigation stack hands its local controller), or null when it has no route.",
+          "oneOf": [
+            {"type": "null"},
+            {"type": "object", "required": ["bearing", "distance"], "properties": {
+              "bearing": {"description": "Bearing (rad, positive = left) to the carrot 0.45 m along the planned path, or to the target once it is near with a clear lane.", "type": "number"},
+              "distance": {"description": "Metres left to the stopping point; 0 = arrived (stop, then DONE).", "type": "number", "minimum": 0}
+            }}
+          ]
+        }
       }
     }
     """#

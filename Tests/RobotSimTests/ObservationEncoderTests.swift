@@ -10,7 +10,7 @@ import Observation
     @Test func tokenLayoutFitsTheReservedBlock() {
         // The last reserved observation token (63) is the engine's frame-end marker.
         #expect(ObservationEncoder.tokenCount <= 63)
-        #expect(ObservationEncoder.maxTokensPerFrame <= 13)
+        #expect(ObservationEncoder.maxTokensPerFrame <= 15)
         var names = Set<String>()
         for k in 0..<ObservationEncoder.tokenCount {
             let name = ObservationEncoder.tokenName(k)
@@ -31,13 +31,40 @@ import Observation
                     Detection(colour: "red", kind: "box", bearing: 0.1, distance: 0.5),
                     Detection(colour: "blue", kind: "box", bearing: 0.3, distance: 4.0)]
         var out = [Int]()
-        let n = enc.encode(makeFrame(ranges: ranges, detections: dets, v: 0.5, bump: true, battery: 0.1), into: &out)
+        var frame = makeFrame(ranges: ranges, detections: dets, v: 0.5, bump: true, battery: 0.1)
+        frame.route = Route(bearing: 0.4, distance: 0.5)
+        let n = enc.encode(frame, into: &out)
         let names = out.map { ObservationEncoder.tokenName($0)! }
         #expect(n == out.count)
         // Nearest two detections only (red close ahead, then orange → colour_other far right).
-        #expect(names == ["L_mid", "FL_near", "F_blocked", "FR_far", "R_near", "fast",
+        #expect(names == ["L_mid", "FL_near", "F_blocked", "FR_far", "R_near", "fast", "route_left", "route_close",
                           "red", "ahead_close", "colour_other", "far_right_far", "bump", "battery_low"])
         #expect(n == ObservationEncoder.maxTokensPerFrame - 1)  // not turning: no turning token
+    }
+
+    @Test func routeSectorsDistanceAndAbsence() {
+        var out = [Int]()
+        var f = makeFrame(v: 0)
+        let cases: [(Float, String)] = [(0, "route_ahead"), (0.149, "route_ahead"), (-0.149, "route_ahead"),
+                                        (0.15, "route_slight_left"), (-0.2, "route_slight_right"),
+                                        (0.35, "route_left"), (-0.49, "route_right"), (0.5, "route_sharp_left"),
+                                        (-0.99, "route_sharp_right"), (1.0, "route_back_left"), (-3.14, "route_back_right"),
+                                        (.nan, "route_ahead")]
+        for (bearing, name) in cases {
+            f.route = Route(bearing: bearing, distance: 3)
+            enc.encode(f, into: &out)
+            let names = out.map { ObservationEncoder.tokenName($0)! }
+            #expect(names.filter { $0.hasPrefix("route_") } == [name], "bearing \(bearing)")
+        }
+        for (distance, name) in [(Float(0), "route_arrived"), (0.001, "route_close"), (0.79, "route_close"), (0.8, nil)] {
+            f.route = Route(bearing: 0, distance: distance)
+            enc.encode(f, into: &out)
+            let names = out.map { ObservationEncoder.tokenName($0)! }.filter { $0.hasPrefix("route_") }
+            #expect(names == ["route_ahead"] + (name.map { [$0] } ?? []), "distance \(distance)")
+        }
+        f.route = nil
+        enc.encode(f, into: &out)
+        #expect(!out.map { ObservationEncoder.tokenName($0)! }.contains { $0.hasPrefix("route_") })
     }
 
     @Test func turningIsObserved() {

@@ -57,7 +57,7 @@ func writeIntentMessage(_ w: inout ByteWriter, seq: UInt64, t: Double, confidenc
     w.raw("}")
 }
 
-/// A frame like the simulator's: a full scan, three detections, odometry.
+/// A frame like the simulator's: a full scan, three detections, odometry, a route hint.
 let steadyStateFrameJSON: [UInt8] = {
     var rng = TestRNG(seed: 42)
     let frame = ObservationFrame(
@@ -67,7 +67,8 @@ let steadyStateFrameJSON: [UInt8] = {
         detections: [Detection(colour: "red", kind: "box", bearing: 0.31, distance: 2.25),
                      Detection(colour: "grün \"x\"", kind: "ball", bearing: -0.5, distance: 4.1),
                      Detection(colour: "orange", kind: "cone", bearing: 0.01, distance: 7.9)],
-        odom: Odometry(x: 1.25, y: -3.5, theta: 2.9, v: 0.4, w: -0.25), bump: false, battery: 0.8125)
+        odom: Odometry(x: 1.25, y: -3.5, theta: 2.9, v: 0.4, w: -0.25), bump: false, battery: 0.8125,
+        route: Route(bearing: -0.42, distance: 3.5))
     return Array(try! frame.jsonData())
 }()
 

@@ -50,7 +50,7 @@ import Wire
     @Test func badFramesAreDroppedAndCountedNeverFatal() throws {
         let c = try core()
         let bad: [[UInt8]] = [Array("{".utf8), Array("not json".utf8), [0xff, 0xfe, 0x00],
-                              Array(#"{"v":2,"seq":1}"#.utf8), Array(#"{"v":1}"#.utf8), []]
+                              Array(#"{"v":2,"seq":1}"#.utf8), Array(#"{"v":1}"#.utf8), Array(#"{"v":3}"#.utf8), []]
         for b in bad { b.withUnsafeBytes { if case .accepted = c.observe($0, truncated: false, receivedAt: 1) { Issue.record("accepted \(b)") } } }
         let big = [UInt8](repeating: 0x20, count: 10)
         big.withUnsafeBytes { #expect(c.observe($0, truncated: true, receivedAt: 1) == .oversized) }

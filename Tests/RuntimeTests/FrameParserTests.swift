@@ -46,6 +46,8 @@ func bitIdentical(_ a: ObservationFrame, _ b: ObservationFrame) -> Bool {
         && [a.odom.x, a.odom.y, a.odom.theta, a.odom.v, a.odom.w].map(\.bitPattern)
             == [b.odom.x, b.odom.y, b.odom.theta, b.odom.v, b.odom.w].map(\.bitPattern)
         && a.bump == b.bump && a.battery.bitPattern == b.battery.bitPattern
+        && a.route?.bearing.bitPattern == b.route?.bearing.bitPattern
+        && a.route?.distance.bitPattern == b.route?.distance.bitPattern
 }
 
 /// Strings of at most 15 UTF-8 bytes, with characters that need escaping and multi-byte ones.
@@ -87,12 +89,13 @@ func randomFrame(_ rng: inout TestRNG) -> ObservationFrame {
         odom: Odometry(x: randomFloat(&rng), y: randomFloat(&rng), theta: randomFloat(&rng),
                        v: randomFloat(&rng), w: randomFloat(&rng)),
         bump: rng.next() & 1 == 1,
-        battery: randomFloat(&rng))
+        battery: randomFloat(&rng),
+        route: rng.next() % 4 == 0 ? nil : Route(bearing: randomFloat(&rng), distance: randomFloat(&rng)))
 }
 
 /// A plain valid frame as JSON text, for the hand-written cases.
 let baseJSON = """
-{"v":1,"seq":7,"t":1.5,"ranges":[1,2.5,0.125],"range_max":8,"detections":[{"colour":"red","kind":"box","bearing":0.25,"distance":1.5}],"odom":{"x":0.5,"y":-1,"theta":3.1415927,"v":0.2,"w":-0.1},"bump":false,"battery":0.9}
+{"v":2,"seq":7,"t":1.5,"ranges":[1,2.5,0.125],"range_max":8,"detections":[{"colour":"red","kind":"box","bearing":0.25,"distance":1.5}],"odom":{"x":0.5,"y":-1,"theta":3.1415927,"v":0.2,"w":-0.1},"bump":false,"route":{"bearing":-0.5,"distance":2.25},"battery":0.9}
 """
 
 /// `baseJSON` with every `old` replaced by `new`.
@@ -119,8 +122,13 @@ struct ErrorCase: Sendable, CustomTestStringConvertible {
 let errorCases: [ErrorCase] = [
     ErrorCase("", .syntax, "", offset: 0),
     ErrorCase("[1]", .wrongType, "", offset: 0),
-    ErrorCase("{\"v\":1", .syntax, "", offset: 6),                                      // cut short
-    ErrorCase(replaced("\"v\":1", "\"v\":2"), .wrongVersion, "v", at: "2,"),
+    ErrorCase("{\"v\":2", .syntax, "", offset: 6),                                      // cut short
+    ErrorCase(replaced("\"v\":2", "\"v\":1"), .wrongVersion, "v", at: "1,"),         // v1: no route
+    ErrorCase(replaced("\"v\":2", "\"v\":3"), .wrongVersion, "v", at: "3,"),
+    ErrorCase(replaced(",\"route\":{\"bearing\":-0.5,\"distance\":2.25}", ""), .missingKey, "route", offset: baseJSON.utf8.count - 2),
+    ErrorCase(replaced("\"bearing\":-0.5,", ""), .missingKey, "route.bearing", at: "},\"battery\""),
+    ErrorCase(replaced("\"distance\":2.25", "\"distance\":\"far\""), .wrongType, "route.distance", at: "\"far\""),
+    ErrorCase(replaced("{\"bearing\":-0.5,\"distance\":2.25}", "[]"), .wrongType, "route", at: "[]"),
     ErrorCase(replaced(",\"battery\":0.9", ""), .missingKey, "battery", offset: baseJSON.utf8.count - 15),
     ErrorCase(replaced("\"x\":0.5,", ""), .missingKey, "odom.x", at: "},\"bump\""),
     ErrorCase(replaced("\"kind\":\"box\",", ""), .missingKey, "detections.kind", at: "}],\"odom\""),
@@ -148,7 +156,7 @@ let errorCases: [ErrorCase] = [
     ErrorCase(replaced("\"red\"", "\"a\nb\""), .syntax, "detections.colour", at: "\n"),
     ErrorCase(replaced("[1,2.5,0.125]", "[1,]"), .syntax, "ranges", at: ",]", plus: 1, decoderRejects: false),
     ErrorCase(replaced("\"odom\":{", "\"odom\":{\"x\":1,}"), .syntax, "odom", at: ",}", plus: 1, decoderRejects: false),
-    ErrorCase(replaced("\"v\":1,", "\"v\":1,\"x\":" + String(repeating: "[", count: 40) + String(repeating: "]", count: 40) + ","),
+    ErrorCase(replaced("\"v\":2,", "\"v\":2,\"x\":" + String(repeating: "[", count: 40) + String(repeating: "]", count: 40) + ","),
               .syntax, "", at: "[[[", plus: 32, decoderRejects: false),                                          // nesting limit
 ]
 
@@ -214,18 +222,19 @@ func jsonDecoderCompatible(_ json: [UInt8]) -> Data {
         let cases = [
             baseJSON,
             // Whitespace everywhere, keys in another order, `v` spelt with an escape.
-            " \r\n\t{ \"battery\" : 0.9 ,\n \"bump\"\t:\ttrue , \"odom\" : { \"w\" : -0.1 , \"v\" : 0.2 , \"theta\" : 3.1415927 , \"y\" : -1 , \"x\" : 0.5 } , \"detections\" : [ ] , \"range_max\" : 8 , \"ranges\" : [ ] , \"t\" : 0 , \"seq\" : 0 , \"\\u0076\" : 1 } \n ",
+            " \r\n\t{ \"battery\" : 0.9 ,\n \"bump\"\t:\ttrue , \"odom\" : { \"w\" : -0.1 , \"v\" : 0.2 , \"theta\" : 3.1415927 , \"y\" : -1 , \"x\" : 0.5 } , \"detections\" : [ ] , \"range_max\" : 8 , \"ranges\" : [ ] , \"t\" : 0 , \"seq\" : 0 , \"route\" : null , \"\\u0076\" : 2 } \n ",
             // Unknown keys of every type, nested, at each level; escapes in strings.
             """
-            {"future":{"a":[1,{"b":null},"x\\"y",true,false,-1.5e-3,[]],"c":{}},"v":1,"seq":18446744073709551615,
+            {"future":{"a":[1,{"b":null},"x\\"y",true,false,-1.5e-3,[]],"c":{}},"v":2,"seq":18446744073709551615,
              "t":1e-7,"ranges":[0,-0,1E+2,3.4028235e38,1e-45],"range_max":8,"extra":[[[["deep"]]]],
              "detections":[{"colour":"\\u00e9\\u00E9\\ud83d\\ude00","kind":"a\\/b\\\\c\\"d","bearing":-0.0,
              "distance":2,"confidence":0.5},{"kind":"\\b\\f\\n\\r\\t","colour":"","distance":1,"bearing":0}],
-             "odom":{"x":1,"y":2,"theta":3,"v":4,"w":5,"covariance":[1,0,0,1]},"bump":true,"battery":1,"note":"ünï"}
+             "odom":{"x":1,"y":2,"theta":3,"v":4,"w":5,"covariance":[1,0,0,1]},"bump":true,"battery":1,"note":"ünï",
+             "route":{"distance":0,"frame":"map","bearing":3.14159}}
             """,
             // Whole numbers written with a fraction or exponent are integers to JSONDecoder too.
             baseJSON.replacingOccurrences(of: "\"seq\":7", with: "\"seq\":7.0e2")
-                .replacingOccurrences(of: "\"v\":1,", with: "\"v\":10E-1,"),
+                .replacingOccurrences(of: "\"v\":2,", with: "\"v\":20E-1,"),
             baseJSON.replacingOccurrences(of: "\"seq\":7", with: "\"seq\":-0"),
             // Longest accepted strings: 15 bytes.
             baseJSON.replacingOccurrences(of: "\"red\"", with: "\"exactly15bytes!\"")

@@ -28,13 +28,14 @@ except ImportError:
 
 
 def synthetic(seq, rng):
-    return {"v": 1, "seq": seq, "t": seq * 0.1,
+    return {"v": 2, "seq": seq, "t": seq * 0.1,
             "ranges": [round(0.3 + rng.random() * 4.5, 3) for _ in range(16)], "range_max": 5.0,
             "detections": [{"colour": rng.choice(["red", "blue", "green"]), "kind": "box",
                             "bearing": round(rng.uniform(-0.5, 0.5), 3), "distance": round(rng.uniform(0.5, 4), 3)}]
             if rng.random() < 0.6 else [],
             "odom": {"x": 0.0, "y": 0.0, "theta": 0.0, "v": round(rng.random() * 0.4, 3), "w": 0.0},
-            "bump": False, "battery": 0.9}
+            "bump": False, "battery": 0.9,
+            "route": {"bearing": round(rng.uniform(-1.0, 1.0), 3), "distance": round(rng.uniform(0, 4), 3)}}
 
 
 def pct(values, q):

@@ -14,8 +14,9 @@ pub = ctx.socket(zmq.PUB)
 pub.setsockopt(zmq.LINGER, 1000)
 pub.bind(endpoint)
 time.sleep(0.6)  # let the daemon's SUB reconnect (PUB/SUB slow joiner)
-valid = {"v": 1, "seq": 999, "t": 1.0, "ranges": [5.0] * 16, "range_max": 6.0, "detections": [],
-         "odom": {"x": 0, "y": 0, "theta": 0, "v": 0, "w": 0}, "bump": False, "battery": 0.9}
+valid = {"v": 2, "seq": 999, "t": 1.0, "ranges": [5.0] * 16, "range_max": 6.0, "detections": [],
+         "odom": {"x": 0, "y": 0, "theta": 0, "v": 0, "w": 0}, "bump": False, "battery": 0.9,
+         "route": {"bearing": 0.1, "distance": 2.5}}
 pub.send_multipart([b"obs", b"{this is not json"])
 pub.send_multipart([b"obs", json.dumps({**valid, "v": 7}).encode()])
 pub.send_multipart([b"obs"])

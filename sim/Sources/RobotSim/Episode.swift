@@ -14,6 +14,19 @@ public struct EpisodeResult: Sendable, Equatable {
     public var decisions = 0
     /// Ticks with at least one active sensor fault.
     public var faultTicks = 0
+    /// Metres travelled by the robot's centre.
+    public var pathLength = 0.0
+    /// Length (m) of the planner's first path from the start to the goal region: the shortest-path
+    /// reference of SPL (Anderson et al. 2018); the straight distance to the goal region when the
+    /// first plan found none.
+    public var plannedLength = 0.0
+
+    /// Success weighted by path length for this episode: `plannedLength / max(pathLength,
+    /// plannedLength)` when the goal was reached, else 0.
+    public var spl: Double {
+        guard goalReached else { return 0 }
+        return plannedLength / max(pathLength, plannedLength, 1e-9)
+    }
 
     /// An empty result.
     public init() {}
@@ -73,6 +86,7 @@ public enum Episode {
         var intent = Intent.stop
         while world.tick < scenario.maxTicks {
             let frame = world.sense()
+            if world.tick == 0 { rec.result.plannedLength = world.plannedLength }
             if world.tick % scenario.decisionEvery == 0 {
                 intent = expert.decide(world)
                 trace?(world, intent)
@@ -92,6 +106,7 @@ public enum Episode {
         rec.result.ticks = world.tick
         rec.result.collisions = world.collisions
         rec.result.faultTicks = world.faultTicks
+        rec.result.pathLength = world.travelled
         return rec
     }
 }

@@ -230,6 +230,9 @@ public struct FaultSpec: Codable, Sendable, Equatable {
         case bumper
         /// Battery gauge.
         case battery
+        /// The navigation stack's route hint (`dropout`: no route; `noise`: bearing noise in rad;
+        /// `freeze`: the hint stops updating).
+        case route
     }
     /// What goes wrong.
     public var kind: Kind

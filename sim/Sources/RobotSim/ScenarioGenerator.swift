@@ -167,8 +167,9 @@ public enum ScenarioGenerator {
         // Solvable? Plan once on the static layout (movers removed).
         var still = s
         still.movers = []
-        var expert = ExpertPolicy(world: World(scenario: still))
-        return expert.canReachTarget(World(scenario: still)) ? s : nil
+        let world = World(scenario: still)
+        var planner = RoutePlanner(world: world)
+        return planner.plan(world) ? s : nil
     }
 
     private static func shuffle(_ a: inout [String], _ rng: inout SimRNG) {

@@ -64,6 +64,8 @@ public struct World: Sendable {
     public private(set) var collisions = 0
     /// Ticks sensed while at least one fault was active (only the simulator knows).
     public private(set) var faultTicks = 0
+    /// Metres the robot's centre has travelled (the true path, for SPL).
+    public private(set) var travelled = 0.0
 
     // Odometry state: pose integrated from noisy wheel speeds, in the start frame.
     private var odomX = 0.0, odomY = 0.0, odomTheta = 0.0, odomV = 0.0, odomW = 0.0
@@ -72,6 +74,24 @@ public struct World: Sendable {
     static let separationTicks = 10
     private var sensorRNG: SimRNG
     private var frozen: [Int: ObservationFrame] = [:]
+    /// The navigation stack's global planner (nil only while `init` builds it).
+    private var planner: RoutePlanner?
+    /// The planner's route hint at the last `sense()`, before faults: what the navigation stack
+    /// really computed (the expert follows it; the frame may carry a faulted copy).
+    public private(set) var route: Route?
+    /// The planner's path at the last plan (world points, robot first; empty without a path).
+    public var plannedPath: [Vec2] { planner?.path ?? [] }
+    /// Length (m) of `plannedPath`; the straight distance to the planner's goal region when
+    /// there is no path.
+    public var plannedLength: Double {
+        let path = plannedPath
+        guard path.count > 1 else { return max(0, distanceToTarget - RoutePlanner.goalDistance) }
+        var total = 0.0
+        for k in 1..<path.count { total += (path[k] - path[k - 1]).length }
+        return total
+    }
+    /// Plans that found no path so far.
+    public var planFailures: Int { planner?.failures ?? 0 }
 
     /// Builds the world of `scenario` (which should have passed `validationProblem()`).
     public init(scenario s: Scenario) {
@@ -97,6 +117,7 @@ public struct World: Sendable {
             let o = s.objects[targetIndex]
             instruction = Instructions.make(colour: o.colour, kind: o.kind, rng: &r)
         }
+        planner = RoutePlanner(world: self)
     }
 
     /// Simulation time in seconds.
@@ -125,6 +146,8 @@ public struct World: Sendable {
         let next = position + Vec2(cos(mid), sin(mid)) * (speed * dt)
         heading = wrapAngle(heading + turnRate * dt)
         let hit = speed != 0 && collides(next, radius: RobotParams.radius)
+        let before = position
+        defer { travelled += (position - before).length }
         if hit {
             // Move up to the point of contact (bisection), then the bumper stops the base.
             var lo = 0.0, hi = 1.0
@@ -203,7 +226,9 @@ public struct World: Sendable {
     /// Reads every sensor, applies the faults scheduled for this tick and fuses the result into
     /// one frame with `seq == tick`. Call once per tick, before `step(_:)`.
     public mutating func sense() -> ObservationFrame {
+        updateRoute()
         var frame = trueReadings()
+        frame.route = route
         var anyFault = false
         for (i, f) in scenario.faults.enumerated() where f.isActive(at: tick) {
             anyFault = true
@@ -211,6 +236,16 @@ public struct World: Sendable {
         }
         if anyFault { faultTicks += 1 }
         return frame
+    }
+
+    /// The navigation stack's tick: re-plan every `decisionEvery` ticks (10 Hz, around the movers
+    /// where they are now), then the hint for the current pose along the latest path.
+    private mutating func updateRoute() {
+        guard var p = planner else { return }
+        planner = nil   // moved out, so planning reads `self` without copying the planner's arrays
+        if tick % scenario.decisionEvery == 0 { p.plan(self) }
+        route = p.route(in: self)
+        planner = p
     }
 
     /// The sensors' readings without faults (but with their normal noise).
@@ -253,6 +288,7 @@ public struct World: Sendable {
             case .odometry: frame.odom = Odometry(x: 0, y: 0, theta: 0, v: 0, w: 0)
             case .bumper: frame.bump = false
             case .battery: frame.battery = 0
+            case .route: frame.route = nil
             }
         case .noise:
             let s = f.sigma ?? 0
@@ -269,6 +305,10 @@ public struct World: Sendable {
             case .odometry:
                 frame.odom.v = round3(Double(frame.odom.v) + s * sensorRNG.gaussian())
                 frame.odom.w = round3(Double(frame.odom.w) + s * sensorRNG.gaussian())
+            case .route:
+                if let r = frame.route {
+                    frame.route = Route(bearing: round3(wrapAngle(Double(r.bearing) + s * sensorRNG.gaussian())), distance: r.distance)
+                }
             case .bumper, .battery:
                 break
             }
@@ -281,6 +321,7 @@ public struct World: Sendable {
             case .odometry: frame.odom = old.odom
             case .bumper: frame.bump = old.bump
             case .battery: frame.battery = old.battery
+            case .route: frame.route = old.route
             }
         case .contradict:
             frame.ranges = [Float](repeating: Float(RobotParams.rangeMax), count: frame.ranges.count)

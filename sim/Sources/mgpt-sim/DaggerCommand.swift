@@ -1,10 +1,6 @@
 import ArgumentParser
-import Cognition
 import Foundation
-import MiniGPT
-import Observation
 import RobotSim
-import Runtime
 
 /// `mgpt-sim dagger`: runs a trained model in closed loop *in process* (same decoding as mgptd:
 /// instruction sinks, rolling window of frames ending with the frame-end marker, one intent per
@@ -34,97 +30,32 @@ struct DaggerCommand: ParsableCommand {
     @Flag(help: "Print every decision to stderr: episode, tick, distance to the target, expert and model intent, the model's probability.")
     var trace = false
 
+    func validate() throws {
+        if episodes < 1 { throw ValidationError("--episodes: expected ≥ 1, found \(episodes)") }
+        if !(0...1).contains(beta) { throw ValidationError("--beta: expected 0…1, found \(beta)") }
+        if window < 1 { throw ValidationError("--window: expected ≥ 1, found \(window)") }
+        _ = try parseFamilies(families)
+    }
+
     func run() throws {
-        let dir = URL(fileURLWithPath: model)
-        let weights: ModelWeights, tok: Tokenizer
-        do {
-            weights = try ModelFolder.load(dir)
-            tok = try Tokenizer(contentsOf: dir.appendingPathComponent(ModelFolder.tokenizerFile))
-        } catch {
-            throw ValidationError("\(model): \(error)")
-        }
-        let fams: [ScenarioGenerator.Family]
-        switch families {
-        case "training": fams = ScenarioGenerator.Family.training
-        case "heldout": fams = ScenarioGenerator.Family.heldOut
-        default:
-            fams = try families.split(separator: ",").map { name in
-                guard let f = ScenarioGenerator.Family(rawValue: String(name)) else {
-                    throw ValidationError("--families: unknown family \"\(name)\"")
-                }
-                return f
-            }
-        }
-        var thresholds: ControllerThresholds?
-        var window = self.window
-        if let config {
-            do {
-                let robot = try RobotConfig.load(path: config)
-                thresholds = robot.thresholds
-                window = robot.windowTicks
-            } catch {
-                throw ValidationError("\(error)")
-            }
-        }
-        var gatedTotal = 0
-        let session = Session(model: Transformer(weights: weights))
-        let vocab = IntentVocabulary(tokenizer: tok)
-        let encoder = ObservationEncoder()
+        let driver = try ModelDriver(model: model, config: config, window: window)
         var rng = SimRNG(seed: seed ^ 0xDA66E5)
         var lines: [String] = []
-        var goals = 0, collisions = 0, ticksTotal = 0, agree = 0, decisionsTotal = 0
-        for i in 0..<episodes {
-            let sSeed = SimRNG.mix(seed ^ 0xDA66E5, UInt64(i))
-            let scenario = ScenarioGenerator.generate(seed: sSeed, family: ScenarioGenerator.family(forSeed: sSeed, among: fams))
-            var world = World(scenario: scenario)
-            var expert = ExpertPolicy(world: world)
-            var rec = EpisodeRecord(seed: scenario.seed, family: scenario.family, instruction: world.instruction,
-                                    decisions: [], result: EpisodeResult())
-            session.reset()
-            let sinks = [tok.bosID] + tok.encode(world.instruction)
-            session.prefill(sinks)
-            var lengths: [Int] = []
-            var tokens = [Int]()
-            var intent = Intent.stop
-            var controller = thresholds.map { MetaController(thresholds: $0) }
-            while world.tick < scenario.maxTicks {
-                let frame = world.sense()
-                if world.tick % scenario.decisionEvery == 0 {
-                    let expertIntent = expert.decide(world)
-                    encoder.encode(frame, into: &tokens)
-                    while !lengths.isEmpty && (lengths.count >= window || session.position + tokens.count + 1 > session.capacity) {
-                        session.evict(from: sinks.count, count: lengths.removeFirst())
-                    }
-                    session.prefill(tokens.map(tok.observationTokenID))
-                    let proposal = IntentDecoding.decode(session.logits, vocab: vocab)
-                    let decision = controller?.decide(proposal, headDisagreement: HeadSignals.disagreement(session))
-                    session.step(tok.frameEndTokenID)
-                    lengths.append(tokens.count + 1)
-                    // What the deployed daemon would execute: the proposal, or the fallback when gated.
-                    let modelIntent = decision?.intent ?? Intent(index: proposal.index) ?? .stop
-                    if decision?.gated == true { gatedTotal += 1 }
-                    rec.decisions.append(DecisionRecord(obs: tokens, intent: expertIntent.index))
-                    decisionsTotal += 1
-                    if modelIntent == expertIntent { agree += 1 }
-                    if trace {
-                        let dist = String(format: "%.2f", world.distanceToTarget), p = String(format: "%.2f", proposal.probability)
-                        FileHandle.standardError.write(Data("trace episode=\(i) tick=\(world.tick) dist=\(dist) expert=\(expertIntent) model=\(modelIntent) p=\(p)\n".utf8))
-                    }
-                    intent = rng.uniform() < beta ? expertIntent : modelIntent
-                    if intent == .done {
-                        rec.result.saidDone = true
-                        break
-                    }
-                }
-                world.step(intent)
-            }
-            rec.result.goalReached = world.atGoal
-            rec.result.collisions = world.collisions
-            rec.result.ticks = world.tick
-            if world.atGoal { goals += 1 }
-            collisions += world.collisions
-            ticksTotal += world.tick
-            if out != nil { lines.append(CorpusWriter.line(rec)) }
+        var goals = 0, collisions = 0, ticksTotal = 0, agree = 0, decisionsTotal = 0, gatedTotal = 0
+        let scenarios = closedLoopScenarios(episodes: episodes, seed: seed, families: try parseFamilies(families))
+        for (i, scenario) in scenarios.enumerated() {
+            let out = driver.run(scenario, beta: beta, rng: &rng, trace: !trace ? nil : { tick, world, expert, model, p in
+                let dist = String(format: "%.2f", world.distanceToTarget), p = String(format: "%.2f", p)
+                FileHandle.standardError.write(Data("trace episode=\(i) tick=\(tick) dist=\(dist) expert=\(expert) model=\(model) p=\(p)\n".utf8))
+            })
+            let r = out.record.result
+            if r.goalReached { goals += 1 }
+            collisions += r.collisions
+            ticksTotal += r.ticks
+            agree += out.agreed
+            decisionsTotal += out.decisions
+            gatedTotal += out.gated
+            if self.out != nil { lines.append(CorpusWriter.line(out.record)) }
         }
         if let out {
             try (lines.joined(separator: "\n") + "\n").write(toFile: out, atomically: true, encoding: .utf8)

@@ -11,7 +11,7 @@ struct MGPTSim: ParsableCommand {
         commandName: "mgpt-sim",
         abstract: "Simulated 2-D robot world, expert policy, corpus writer and ZeroMQ feeder.",
         version: "0.1.0",
-        subcommands: [Bench.self, Expert.self, Corpus.self, Generate.self, Check.self, Feed.self, Run.self, DaggerCommand.self])
+        subcommands: [Bench.self, Expert.self, Corpus.self, Generate.self, Check.self, Feed.self, Run.self, DaggerCommand.self, EvalCommand.self])
 }
 
 /// Where a command gets its scenario: a JSON file, or a generated family + seed.

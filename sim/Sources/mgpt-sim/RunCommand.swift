@@ -19,7 +19,7 @@ extension MGPTSim {
     /// Closed loop: publishes frames and drives the robot with the daemon's intents.
     struct Run: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Closed loop with the daemon: publish obs, apply its intents; last line goal_reached=… collisions=… ticks=… stale_ticks=….")
+            abstract: "Closed loop with the daemon: publish obs, apply its intents; last line goal_reached=… collisions=… ticks=… stale_ticks=… final_distance=… seconds=….")
 
         @OptionGroup var source: ScenarioOptions
         @OptionGroup var feed: FeedOptions
@@ -80,7 +80,7 @@ extension MGPTSim {
             }
             let meanLag = lagCount > 0 ? Double(lagSum) / Double(lagCount) : 0
             say("intents=\(received) bad_intents=\(bad) mean_lag_ticks=\(fmt(meanLag, 2)) fault_ticks=\(world.faultTicks) skipped_deadlines=\(clock.skipped) said_done=\(done)")
-            say("goal_reached=\(done && world.atGoal) collisions=\(world.collisions) ticks=\(world.tick) stale_ticks=\(stale)")
+            say("goal_reached=\(done && world.atGoal) collisions=\(world.collisions) ticks=\(world.tick) stale_ticks=\(stale) final_distance=\(fmt(world.distanceToTarget, 2)) seconds=\(fmt(world.time, 2))")
         }
     }
 }
