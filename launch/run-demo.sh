@@ -40,12 +40,12 @@ pids+=($sub)
 sleep 0.5
 # The sim steps physics at 50 Hz and publishes every 5th frame: 10 decisions a second, the spacing
 # the model was trained on (docs/sim.md); mgptd ticks at 100 Hz and runs the model on each new frame.
-# It ends at the robot's DONE or after --seconds; then the subscriber (SIGINT: prints its counts)
+# It ends at the robot's DONE or after --seconds; then the subscriber (SIGTERM: prints its counts)
 # and the daemon (SIGTERM: final status, recording closed) are stopped.
 "$BIN/mgpt-sim" run --scenario "$SCENARIO" --endpoint tcp://127.0.0.1:5555 \
   --intent-endpoint tcp://127.0.0.1:5556 --rate 50 --publish-every 5 --seconds "$SECONDS_TO_RUN" | tee "$log"
 sleep 0.3
-kill -INT "$sub" 2>/dev/null || true
+kill -TERM "$sub" 2>/dev/null || true
 wait "$sub" 2>/dev/null || true
 kill -TERM "$daemon" 2>/dev/null || true
 wait "$daemon" 2>/dev/null || true

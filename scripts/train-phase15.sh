@@ -49,10 +49,19 @@ done
 for rule in after:3 after:2 confident:1.5 confident:2.0; do
   echo "exit=$rule $("$BIN/mgpt" eval-intents --model Models/robot-phase15 --corpus data/sim.val.jsonl --exit $rule | tail -1)"
 done
-for m in Models/robot out/robot-p15-qat-int8 Models/robot-phase15; do
-  echo "model=$m $("$BIN/mgpt-sim" dagger --model $m --episodes 100 --seed 5 --families heldout | tail -1)"
-  echo "model=$m gated $("$BIN/mgpt-sim" dagger --model $m --config Configs/robot.json --episodes 100 --seed 5 --families heldout | tail -1)"
+# Closed loop on 200 unseen-layout episodes, the expert on the same scenarios (mgpt-sim eval):
+# ungated, through the shipped controller, and with 30 % of the episodes faulted.
+for m in Models/robot out/robot-p15-base out/robot-p15-qat-int8 Models/robot-phase15; do
+  echo "model=$m ungated $("$BIN/mgpt-sim" eval --model $m --episodes 200 --seed 5 --families heldout | tail -1)"
+  echo "model=$m controller $("$BIN/mgpt-sim" eval --model $m --config Configs/robot.json --episodes 200 --seed 5 --families heldout | tail -1)"
 done
+echo "model=Models/robot-phase15 faults $("$BIN/mgpt-sim" eval --model Models/robot-phase15 --config Configs/robot.json --episodes 200 --seed 5 --families heldout --fault-fraction 0.3 | tail -1)"
+echo "model=Models/robot-phase15 training-families $("$BIN/mgpt-sim" eval --model Models/robot-phase15 --config Configs/robot.json --episodes 200 --seed 21 --families training | tail -1)"
+# Intent match on the model's own states (DAgger states through the controller, unseen layouts)
+# beside the expert's states of the same families.
+"$BIN/mgpt-sim" dagger --model Models/robot-phase15 --config Configs/robot.json --episodes 100 --seed 5 --families heldout --out data/own.heldout.jsonl | tail -1
+echo "own-states $("$BIN/mgpt" eval-intents --model Models/robot-phase15 --corpus data/own.heldout.jsonl | tail -1)"
+echo "expert-states $("$BIN/mgpt" eval-intents --model Models/robot-phase15 --corpus data/sim.heldout.jsonl | tail -1)"
 "$BIN/mgpt" bench decode --model Models/robot-phase15 --baseline Models/robot | tail -1
 "$BIN/mgpt" bench loop --config Configs/robot.json --ticks 5000 | tail -1
 
@@ -110,5 +119,5 @@ for m in Models/robot-phase15 out/robot-p15-adapt-int8; do
     echo "model=$m split=$split $("$BIN/mgpt" eval-intents --model $m --corpus data/sim.$split.jsonl | tail -1)"
   done
 done
-"$BIN/mgpt-sim" dagger --model out/robot-p15-adapt-int8 --episodes 100 --seed 5 --families heldout | tail -1
-"$BIN/mgpt-sim" dagger --model out/robot-p15-adapt-int8 --config Configs/robot.json --episodes 100 --seed 5 --families heldout | tail -1
+"$BIN/mgpt-sim" eval --model out/robot-p15-adapt-int8 --episodes 200 --seed 5 --families heldout | tail -1
+"$BIN/mgpt-sim" eval --model out/robot-p15-adapt-int8 --config Configs/robot.json --episodes 200 --seed 5 --families heldout | tail -1

@@ -1,12 +1,22 @@
-// FP32 decode kernels: panel-packed matrix–vector / matrix–matrix products, softmax, SwiGLU.
-// Built -O3 -march=native (Package.swift): with AVX-512 the explicit-intrinsic paths below are
-// used; a portable build (MINIGPT_PORTABLE=1) compiles the plain C loops instead. Layout and
-// contracts: include/mgk_fp32.h. Naive Swift twins live in Sources/MiniGPT/Kernels.swift.
+// FP32 decode kernels: panel-packed matrix–vector / matrix–matrix products, softmax, SwiGLU,
+// attention. Three instances chosen at run time (mgk_dispatch.h): AVX-512F (explicit intrinsics),
+// AVX2 + FMA (explicit products and e^x; attention from the generic loops compiled for AVX2), and
+// the generic plain C loops (the portable reference; on arm64 the compiler vectorises them for
+// NEON, the architecture's baseline). Each instance carries a target attribute, so the file
+// builds without -march. Layout and contracts: include/mgk_fp32.h. Naive Swift twins live in
+// Sources/MiniGPT/Kernels.swift.
+//
+// Agreement between instances: summation order differs (16 vs 8 lanes, chains, FMA vs separate
+// multiply-add), so results differ by rounding only: |Δ| ≤ 1e-4·√cols for a product of unit
+// Gaussians, ≤ 2e-6 relative for softmax / SwiGLU (the e^x polynomial vs libm), ≤ 1e-5 for
+// attention outputs and probabilities (KernelTests check these bounds on every supported path).
 #include "mgk_fp32.h"
+#include "mgk_dispatch.h"
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
-#if defined(__AVX512F__)
+#include "mgk_target.h"
+#if defined(__x86_64__)
 #include <immintrin.h>
 #endif
 
@@ -22,17 +32,284 @@ void mgk_pack_panel_f32(float *wp, const float *w, int rows, int cols) {
             }
 }
 
-#if defined(__AVX512F__)
+// ---- generic C (the reference) -----------------------------------------------------------------
+// always_inline bodies: each instance below inlines them into a function with its own target
+// attribute, so the same loops are compiled once per instruction set. Loop orders are chosen so
+// the innermost loop runs over independent lanes (rows, positions, dimensions) and vectorises
+// without reassociating a float sum.
 
-static inline __m512 load_out(const float *out, int n, int accumulate) {
+GENERIC void matvec_generic(float *out, const float *wp, const float *x, int rows, int cols, int accumulate) {
+    const int nb = (rows + 15) / 16;
+    for (int b = 0; b < nb; b++) {
+        float acc[16] = {0};
+        const float *p = wp + (size_t)b * cols * 16;
+        for (int c = 0; c < cols; c++)
+            for (int i = 0; i < 16; i++) acc[i] += p[(size_t)c * 16 + i] * x[c];
+        for (int i = 0; i < 16 && 16 * b + i < rows; i++)
+            out[16 * b + i] = accumulate ? out[16 * b + i] + acc[i] : acc[i];
+    }
+}
+
+GENERIC void matmul_generic(float *out, int ldo, const float *wp, const float *x, int ldx, int T, int rows, int cols, int accumulate) {
+    for (int t = 0; t < T; t++) matvec_generic(out + (size_t)t * ldo, wp, x + (size_t)t * ldx, rows, cols, accumulate);
+}
+
+GENERIC void exp_generic(float *out, const float *x, int n) { for (int i = 0; i < n; i++) out[i] = expf(x[i]); }
+
+GENERIC void softmax_generic(float *x, int n) {
+    if (n <= 0) return;
+    float m = x[0], s = 0;
+    for (int i = 1; i < n; i++) if (x[i] > m) m = x[i];
+    for (int i = 0; i < n; i++) { x[i] = expf(x[i] - m); s += x[i]; }
+    const float inv = 1.0f / s;
+    for (int i = 0; i < n; i++) x[i] *= inv;
+}
+
+GENERIC void swiglu_generic(float *g, const float *u, int n) {
+    for (int i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+GENERIC void attention_generic(float *out, float *p, const float *q, const float *k, const float *v,
+                               int n, int hd, int kstride, float scale, mgk_softmax_fn softmax) {
+    for (int s = 0; s < n; s++) p[s] = 0;
+    for (int i = 0; i < hd; i++)
+        for (int s = 0; s < n; s++) p[s] += q[i] * k[(size_t)i * kstride + s];
+    for (int s = 0; s < n; s++) p[s] *= scale;
+    softmax(p, n);
+    for (int c = 0; c < hd; c++) out[c] = 0;
+    for (int s = 0; s < n; s++)
+        for (int c = 0; c < hd; c++) out[c] += p[s] * v[(size_t)s * hd + c];
+}
+
+GENERIC void attention_group_generic(float *out, float *p, int pstride, const float *q, const float *k, const float *v,
+                                     int G, int n, int hd, int kstride, float scale, mgk_softmax_fn softmax) {
+    for (int g = 0; g < G; g++)
+        attention_generic(out + (size_t)g * hd, p + (size_t)g * pstride, q + (size_t)g * hd, k, v, n, hd, kstride, scale, softmax);
+}
+
+GENERIC void attention_block_generic(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
+                                     const float *k, const float *v, int T, int G, int n0, int hd, int kstride, float scale,
+                                     mgk_softmax_fn softmax) {
+    for (int t = 0; t < T; t++)
+        for (int g = 0; g < G; g++) {
+            float *pr = p + (size_t)(t * G + g) * pstride;
+            const int n = n0 + t + 1;
+            attention_generic(out + (size_t)t * ldo + (size_t)g * hd, pr, q + (size_t)t * ldq + (size_t)g * hd, k, v, n, hd, kstride, scale, softmax);
+            for (int s = n; s < n0 + T; s++) pr[s] = 0;
+        }
+}
+
+// The portable instance: the generic loops for the build's baseline (SSE2 on x86-64, NEON on arm64).
+static void matvec_portable(float *out, const float *wp, const float *x, int rows, int cols, int accumulate) { matvec_generic(out, wp, x, rows, cols, accumulate); }
+static void matmul_portable(float *out, int ldo, const float *wp, const float *x, int ldx, int T, int rows, int cols, int accumulate) { matmul_generic(out, ldo, wp, x, ldx, T, rows, cols, accumulate); }
+static void exp_portable(float *out, const float *x, int n) { exp_generic(out, x, n); }
+static void softmax_portable(float *x, int n) { softmax_generic(x, n); }
+static void swiglu_portable(float *g, const float *u, int n) { swiglu_generic(g, u, n); }
+static void attention_portable(float *out, float *p, const float *q, const float *k, const float *v, int n, int hd, int kstride, float scale) {
+    attention_generic(out, p, q, k, v, n, hd, kstride, scale, softmax_portable);
+}
+static void attention_group_portable(float *out, float *p, int pstride, const float *q, const float *k, const float *v,
+                                     int G, int n, int hd, int kstride, float scale) {
+    attention_group_generic(out, p, pstride, q, k, v, G, n, hd, kstride, scale, softmax_portable);
+}
+static void attention_block_portable(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
+                                     const float *k, const float *v, int T, int G, int n0, int hd, int kstride, float scale) {
+    attention_block_generic(out, ldo, p, pstride, q, ldq, k, v, T, G, n0, hd, kstride, scale, softmax_portable);
+}
+
+static const mgk_fp32_kernels fp32_portable = {
+    matvec_portable, matmul_portable, attention_portable, attention_group_portable, attention_block_portable,
+    softmax_portable, swiglu_portable, exp_portable,
+};
+
+#if defined(__x86_64__)
+// ---- AVX2 + FMA ---------------------------------------------------------------------------------
+// A 16-row panel column is two ymm. Eight accumulators (four panels × two halves) keep eight FMAs
+// in flight, enough for a 4-cycle FMA on two ports; the sixteenth register holds the broadcast.
+
+// out[0..n) (+)= (lo, hi), n ≤ 16 rows of one panel.
+T_AVX2 static inline void store_rows_avx2(float *out, __m256 lo, __m256 hi, int n, int accumulate) {
+    if (n >= 16) {
+        if (accumulate) { lo = _mm256_add_ps(_mm256_loadu_ps(out), lo); hi = _mm256_add_ps(_mm256_loadu_ps(out + 8), hi); }
+        _mm256_storeu_ps(out, lo);
+        _mm256_storeu_ps(out + 8, hi);
+        return;
+    }
+    float t[16];
+    _mm256_storeu_ps(t, lo);
+    _mm256_storeu_ps(t + 8, hi);
+    for (int i = 0; i < n; i++) out[i] = accumulate ? out[i] + t[i] : t[i];
+}
+
+T_AVX2 static void matvec_avx2(float *out, const float *wp, const float *x, int rows, int cols, int accumulate) {
+    const int nb = (rows + 15) / 16;
+    const size_t ps = (size_t)cols * 16;
+    int b = 0;
+    for (; b + 4 <= nb; b += 4) {
+        const float *p = wp + b * ps;
+        __m256 a[4][2];
+        for (int j = 0; j < 4; j++) a[j][0] = a[j][1] = _mm256_setzero_ps();
+        for (int c = 0; c < cols; c++) {
+            const __m256 xb = _mm256_broadcast_ss(x + c);
+            for (int j = 0; j < 4; j++) {
+                const float *w = p + j * ps + (size_t)c * 16;
+                a[j][0] = _mm256_fmadd_ps(_mm256_loadu_ps(w), xb, a[j][0]);
+                a[j][1] = _mm256_fmadd_ps(_mm256_loadu_ps(w + 8), xb, a[j][1]);
+            }
+        }
+        for (int j = 0; j < 4; j++) store_rows_avx2(out + 16 * (b + j), a[j][0], a[j][1], rows - 16 * (b + j), accumulate);
+    }
+    for (; b < nb; b++) {  // leftover panels: even/odd columns in separate chains
+        const float *p = wp + b * ps;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, e0 = a0, e1 = a0;
+        int c = 0;
+        for (; c + 2 <= cols; c += 2) {
+            const __m256 x0 = _mm256_broadcast_ss(x + c), x1 = _mm256_broadcast_ss(x + c + 1);
+            const float *w = p + (size_t)c * 16;
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w), x0, a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + 8), x0, a1);
+            e0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + 16), x1, e0);
+            e1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + 24), x1, e1);
+        }
+        if (c < cols) {
+            const __m256 x0 = _mm256_broadcast_ss(x + c);
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(p + (size_t)c * 16), x0, a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(p + (size_t)c * 16 + 8), x0, a1);
+        }
+        store_rows_avx2(out + 16 * b, _mm256_add_ps(a0, e0), _mm256_add_ps(a1, e1), rows - 16 * b, accumulate);
+    }
+}
+
+// One panel against TT ≤ 4 tokens: each panel column is loaded once for the tile.
+T_AVX2 static inline __attribute__((always_inline)) void
+matmul_tile_avx2(float *out, int ldo, const float *p, const float *x, int ldx, int cols, int n, const int TT, int accumulate) {
+    __m256 a[4][2];
+    for (int t = 0; t < TT; t++) a[t][0] = a[t][1] = _mm256_setzero_ps();
+    for (int c = 0; c < cols; c++) {
+        const __m256 w0 = _mm256_loadu_ps(p + (size_t)c * 16), w1 = _mm256_loadu_ps(p + (size_t)c * 16 + 8);
+        for (int t = 0; t < TT; t++) {
+            const __m256 xb = _mm256_broadcast_ss(x + (size_t)t * ldx + c);
+            a[t][0] = _mm256_fmadd_ps(w0, xb, a[t][0]);
+            a[t][1] = _mm256_fmadd_ps(w1, xb, a[t][1]);
+        }
+    }
+    for (int t = 0; t < TT; t++) store_rows_avx2(out + (size_t)t * ldo, a[t][0], a[t][1], n, accumulate);
+}
+
+T_AVX2 static void matmul_avx2(float *out, int ldo, const float *wp, const float *x, int ldx, int T, int rows, int cols, int accumulate) {
+    const int nb = (rows + 15) / 16;
+    for (int b = 0; b < nb; b++) {
+        const float *p = wp + (size_t)b * cols * 16;
+        const int r0 = 16 * b, n = rows - r0;
+        int t = 0;
+        for (; t + 4 <= T; t += 4) matmul_tile_avx2(out + (size_t)t * ldo + r0, ldo, p, x + (size_t)t * ldx, ldx, cols, n, 4, accumulate);
+        for (; t < T; t++) matmul_tile_avx2(out + (size_t)t * ldo + r0, ldo, p, x + (size_t)t * ldx, ldx, cols, n, 1, accumulate);
+    }
+}
+
+// exp512 below on 8 lanes: the same operations, so the same value per lane.
+T_AVX2 static inline __m256 exp256(__m256 v) {
+    const __m256 x = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.7f));
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.4286068e-6f), _mm256_fnmadd_ps(n, _mm256_set1_ps(0.69314575f), x));
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
+// Lanes 0..left-1 set (vmaskmovps masks: the sign bit of each 32-bit lane).
+T_AVX2 static inline __m256i mask8(int left) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(left), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+T_AVX2 static void exp_avx2(float *out, const float *x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, exp256(_mm256_loadu_ps(x + i)));
+    if (i < n) {
+        const __m256i m = mask8(n - i);
+        _mm256_maskstore_ps(out + i, m, exp256(_mm256_maskload_ps(x + i, m)));
+    }
+}
+
+T_AVX2 static void softmax_avx2(float *x, int n) {
+    if (n <= 0) return;
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
+    float lanes[8];
+    _mm256_storeu_ps(lanes, mv);
+    float m = lanes[0];
+    for (int j = 1; j < 8; j++) if (lanes[j] > m) m = lanes[j];
+    for (int j = i; j < n; j++) if (x[j] > m) m = x[j];
+    const __m256 mb = _mm256_set1_ps(m);
+    __m256 acc = _mm256_setzero_ps();
+    for (i = 0; i + 8 <= n; i += 8) {
+        const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), mb));
+        _mm256_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    if (i < n) {
+        const __m256i k = mask8(n - i);
+        const __m256 e = _mm256_and_ps(exp256(_mm256_sub_ps(_mm256_maskload_ps(x + i, k), mb)), _mm256_castsi256_ps(k));
+        _mm256_maskstore_ps(x + i, k, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    s4 = _mm_add_ss(s4, _mm_shuffle_ps(s4, s4, 1));
+    const float inv = 1.0f / _mm_cvtss_f32(s4);
+    const __m256 iv = _mm256_set1_ps(inv);
+    for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), iv));
+    for (; i < n; i++) x[i] *= inv;
+}
+
+T_AVX2 static void swiglu_avx2(float *g, const float *u, int n) {
+    int i = 0;
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(g + i);
+        const __m256 s = _mm256_div_ps(v, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), v))));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(s, _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+// Attention: the generic loops (scores over positions, weighted sums over dimensions vectorise
+// as they stand) compiled for AVX2 + FMA, with the polynomial softmax.
+T_AVX2 static void attention_avx2(float *out, float *p, const float *q, const float *k, const float *v, int n, int hd, int kstride, float scale) {
+    attention_generic(out, p, q, k, v, n, hd, kstride, scale, softmax_avx2);
+}
+T_AVX2 static void attention_group_avx2(float *out, float *p, int pstride, const float *q, const float *k, const float *v,
+                                        int G, int n, int hd, int kstride, float scale) {
+    attention_group_generic(out, p, pstride, q, k, v, G, n, hd, kstride, scale, softmax_avx2);
+}
+T_AVX2 static void attention_block_avx2(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
+                                        const float *k, const float *v, int T, int G, int n0, int hd, int kstride, float scale) {
+    attention_block_generic(out, ldo, p, pstride, q, ldq, k, v, T, G, n0, hd, kstride, scale, softmax_avx2);
+}
+
+static const mgk_fp32_kernels fp32_avx2 = {
+    matvec_avx2, matmul_avx2, attention_avx2, attention_group_avx2, attention_block_avx2,
+    softmax_avx2, swiglu_avx2, exp_avx2,
+};
+
+// ---- AVX-512F ------------------------------------------------------------------------------------
+
+T_AVX512 static inline __m512 load_out(const float *out, int n, int accumulate) {
     if (!accumulate) return _mm512_setzero_ps();
     return n >= 16 ? _mm512_loadu_ps(out) : _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), out);
 }
-static inline void store_out(float *out, __m512 v, int n) {
+T_AVX512 static inline void store_out(float *out, __m512 v, int n) {
     if (n >= 16) _mm512_storeu_ps(out, v); else _mm512_mask_storeu_ps(out, (__mmask16)((1u << n) - 1), v);
 }
 
-void mgk_matvec_f32(float *out, const float *wp, const float *x, int rows, int cols, int accumulate) {
+T_AVX512 static void matvec_avx512(float *out, const float *wp, const float *x, int rows, int cols, int accumulate) {
     const int nb = (rows + 15) / 16;
     const size_t ps = (size_t)cols * 16;  // floats per panel
     int b = 0;
@@ -88,8 +365,8 @@ void mgk_matvec_f32(float *out, const float *wp, const float *x, int rows, int c
 }
 
 // One panel against a tile of TT tokens (TT a compile-time constant after inlining).
-static inline __attribute__((always_inline)) void
-matmul_tile(float *out, int ldo, const float *p, const float *x, int ldx, int cols, int n, int TT, int accumulate) {
+T_AVX512 static inline __attribute__((always_inline)) void
+matmul_tile_avx512(float *out, int ldo, const float *p, const float *x, int ldx, int cols, int n, int TT, int accumulate) {
     __m512 acc[8];
     for (int t = 0; t < TT; t++) acc[t] = _mm512_setzero_ps();
     for (int c = 0; c < cols; c++) {
@@ -100,21 +377,21 @@ matmul_tile(float *out, int ldo, const float *p, const float *x, int ldx, int co
         store_out(out + (size_t)t * ldo, _mm512_add_ps(load_out(out + (size_t)t * ldo, n, accumulate), acc[t]), n);
 }
 
-void mgk_matmul_f32(float *out, int ldo, const float *wp, const float *x, int ldx, int T, int rows, int cols, int accumulate) {
+T_AVX512 static void matmul_avx512(float *out, int ldo, const float *wp, const float *x, int ldx, int T, int rows, int cols, int accumulate) {
     const int nb = (rows + 15) / 16;
     for (int b = 0; b < nb; b++) {
         const float *p = wp + (size_t)b * cols * 16;
         const int r0 = 16 * b, n = rows - r0;
         int t = 0;
-        for (; t + 8 <= T; t += 8) matmul_tile(out + (size_t)t * ldo + r0, ldo, p, x + (size_t)t * ldx, ldx, cols, n, 8, accumulate);
-        for (; t + 4 <= T; t += 4) matmul_tile(out + (size_t)t * ldo + r0, ldo, p, x + (size_t)t * ldx, ldx, cols, n, 4, accumulate);
-        for (; t < T; t++) matmul_tile(out + (size_t)t * ldo + r0, ldo, p, x + (size_t)t * ldx, ldx, cols, n, 1, accumulate);
+        for (; t + 8 <= T; t += 8) matmul_tile_avx512(out + (size_t)t * ldo + r0, ldo, p, x + (size_t)t * ldx, ldx, cols, n, 8, accumulate);
+        for (; t + 4 <= T; t += 4) matmul_tile_avx512(out + (size_t)t * ldo + r0, ldo, p, x + (size_t)t * ldx, ldx, cols, n, 4, accumulate);
+        for (; t < T; t++) matmul_tile_avx512(out + (size_t)t * ldo + r0, ldo, p, x + (size_t)t * ldx, ldx, cols, n, 1, accumulate);
     }
 }
 
 // e^x for 16 lanes: x = n·ln2 + r, degree-6 Taylor polynomial for e^r, 2^n in the exponent bits
 // (Cephes-style; the same constants as exp16 in Kernels.swift).
-static inline __m512 exp512(__m512 v) {
+T_AVX512 static inline __m512 exp512(__m512 v) {
     const __m512 x = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.7f));
     const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     // Explicit FMAs (the -ffp-contract=off build flag does not apply to intrinsics).
@@ -130,7 +407,7 @@ static inline __m512 exp512(__m512 v) {
     return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
 }
 
-void mgk_exp_f32(float *out, const float *x, int n) {
+T_AVX512 static void exp_avx512(float *out, const float *x, int n) {
     int i = 0;
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, exp512(_mm512_loadu_ps(x + i)));
     if (i < n) {
@@ -139,7 +416,7 @@ void mgk_exp_f32(float *out, const float *x, int n) {
     }
 }
 
-void mgk_softmax_f32(float *x, int n) {
+T_AVX512 static void softmax_avx512(float *x, int n) {
     if (n <= 0) return;
     __m512 mv = _mm512_set1_ps(-INFINITY);
     int i = 0;
@@ -164,7 +441,7 @@ void mgk_softmax_f32(float *x, int n) {
     for (; i < n; i++) x[i] *= _mm512_cvtss_f32(inv);
 }
 
-void mgk_swiglu_f32(float *g, const float *u, int n) {
+T_AVX512 static void swiglu_avx512(float *g, const float *u, int n) {
     int i = 0;
     const __m512 one = _mm512_set1_ps(1.0f);
     for (; i + 16 <= n; i += 16) {
@@ -175,7 +452,7 @@ void mgk_swiglu_f32(float *g, const float *u, int n) {
     for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-void mgk_attention_f32(float *out, float *p, const float *q, const float *k, const float *v,
+T_AVX512 static void attention_avx512(float *out, float *p, const float *q, const float *k, const float *v,
                        int n, int hd, int kstride, float scale) {
     // Scores: four 16-position blocks per pass, so four independent FMA chains over hd.
     const __m512 sc = _mm512_set1_ps(scale);
@@ -206,7 +483,7 @@ void mgk_attention_f32(float *out, float *p, const float *q, const float *k, con
         if (i < hd) a0 = _mm512_fmadd_ps(_mm512_set1_ps(q[i]), _mm512_maskz_loadu_ps(m, k + (size_t)i * kstride + s), a0);
         _mm512_mask_storeu_ps(p + s, m, _mm512_mul_ps(_mm512_add_ps(a0, a1), sc));
     }
-    mgk_softmax_f32(p, n);
+    softmax_avx512(p, n);
     // Weighted sum of value rows: 16 dims × four positions per pass (four chains per 16 dims).
     for (int c = 0; c < hd; c += 16) {
         const __mmask16 m = hd - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (hd - c)) - 1);
@@ -225,8 +502,8 @@ void mgk_attention_f32(float *out, float *p, const float *q, const float *k, con
 }
 
 // GQA: the G (≤ 4) query heads of a group share each load of K and V.
-static inline __attribute__((always_inline)) void
-attention_group(float *out, float *p, int pstride, const float *q, const float *k, const float *v,
+T_AVX512 static inline __attribute__((always_inline)) void
+attention_group_g(float *out, float *p, int pstride, const float *q, const float *k, const float *v,
                 const int G, int n, int hd, int kstride, float scale) {
     const __m512 sc = _mm512_set1_ps(scale);
     for (int s = 0; s < n; s += 32) {  // 32 positions × G heads per pass: 2·G independent chains
@@ -249,7 +526,7 @@ attention_group(float *out, float *p, int pstride, const float *q, const float *
             _mm512_mask_storeu_ps(p + (size_t)g * pstride + s + 16, m1, _mm512_mul_ps(a[g][1], sc));
         }
     }
-    for (int g = 0; g < G; g++) mgk_softmax_f32(p + (size_t)g * pstride, n);
+    for (int g = 0; g < G; g++) softmax_avx512(p + (size_t)g * pstride, n);
     for (int c = 0; c < hd; c += 16) {
         const __mmask16 m = hd - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (hd - c)) - 1);
         __m512 a[4][2];
@@ -270,22 +547,22 @@ attention_group(float *out, float *p, int pstride, const float *q, const float *
     }
 }
 
-void mgk_attention_group_f32(float *out, float *p, int pstride, const float *q, const float *k, const float *v,
+T_AVX512 static void attention_group_avx512(float *out, float *p, int pstride, const float *q, const float *k, const float *v,
                              int G, int n, int hd, int kstride, float scale) {
     switch (G) {
-    case 1: attention_group(out, p, pstride, q, k, v, 1, n, hd, kstride, scale); return;
-    case 2: attention_group(out, p, pstride, q, k, v, 2, n, hd, kstride, scale); return;
-    case 3: attention_group(out, p, pstride, q, k, v, 3, n, hd, kstride, scale); return;
-    case 4: attention_group(out, p, pstride, q, k, v, 4, n, hd, kstride, scale); return;
+    case 1: attention_group_g(out, p, pstride, q, k, v, 1, n, hd, kstride, scale); return;
+    case 2: attention_group_g(out, p, pstride, q, k, v, 2, n, hd, kstride, scale); return;
+    case 3: attention_group_g(out, p, pstride, q, k, v, 3, n, hd, kstride, scale); return;
+    case 4: attention_group_g(out, p, pstride, q, k, v, 4, n, hd, kstride, scale); return;
     default:
         for (int g = 0; g < G; g += 4) {
             const int gg = G - g < 4 ? G - g : 4;
-            mgk_attention_group_f32(out + (size_t)g * hd, p + (size_t)g * pstride, pstride, q + (size_t)g * hd, k, v, gg, n, hd, kstride, scale);
+            attention_group_avx512(out + (size_t)g * hd, p + (size_t)g * pstride, pstride, q + (size_t)g * hd, k, v, gg, n, hd, kstride, scale);
         }
     }
 }
 
-void mgk_attention_block_f32(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
+T_AVX512 static void attention_block_avx512(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
                              const float *k, const float *v, int T, int G, int n0, int hd, int kstride, float scale) {
     const int R = T * G, nmax = n0 + T;
     const __m512 sc = _mm512_set1_ps(scale);
@@ -322,7 +599,7 @@ void mgk_attention_block_f32(float *out, int ldo, float *p, int pstride, const f
     for (int r = 0; r < R; r++) {  // causal: row (t, g) keeps n0 + t + 1 positions
         const int n = n0 + r / G + 1;
         float *pr = p + (size_t)r * pstride;
-        mgk_softmax_f32(pr, n);
+        softmax_avx512(pr, n);
         for (int s = n; s < nmax; s++) pr[s] = 0;
     }
     // Weighted sums: 4 query rows × 16 dims × even/odd positions per pass.
@@ -355,65 +632,51 @@ void mgk_attention_block_f32(float *out, int ldo, float *p, int pstride, const f
     }
 }
 
-#else  // portable C: the same contracts, plain loops the compiler may vectorise.
+static const mgk_fp32_kernels fp32_avx512 = {
+    matvec_avx512, matmul_avx512, attention_avx512, attention_group_avx512, attention_block_avx512,
+    softmax_avx512, swiglu_avx512, exp_avx512,
+};
+#endif
 
-void mgk_matvec_f32(float *out, const float *wp, const float *x, int rows, int cols, int accumulate) {
-    const int nb = (rows + 15) / 16;
-    for (int b = 0; b < nb; b++) {
-        float acc[16] = {0};
-        const float *p = wp + (size_t)b * cols * 16;
-        for (int c = 0; c < cols; c++)
-            for (int i = 0; i < 16; i++) acc[i] += p[(size_t)c * 16 + i] * x[c];
-        for (int i = 0; i < 16 && 16 * b + i < rows; i++)
-            out[16 * b + i] = accumulate ? out[16 * b + i] + acc[i] : acc[i];
+// ---- dispatch ------------------------------------------------------------------------------------
+
+const mgk_fp32_kernels *mgk_fp32_kernels_for(int path) {
+    if (path == MGK_PATH_AUTO) path = mgk_selected_path();
+    if (!mgk_path_supported(path)) return NULL;
+    switch (path) {
+#if defined(__x86_64__)
+    case MGK_PATH_AVX512: case MGK_PATH_VNNI: return &fp32_avx512;
+    case MGK_PATH_AVX2: case MGK_PATH_AVXVNNI: return &fp32_avx2;
+#endif
+    default: return &fp32_portable;
     }
 }
 
+static const mgk_fp32_kernels *fp32_selected;  // resolved once; every thread resolves the same table
+
+static inline const mgk_fp32_kernels *fp32(void) {
+    const mgk_fp32_kernels *k = __atomic_load_n(&fp32_selected, __ATOMIC_RELAXED);
+    if (!k) { k = mgk_fp32_kernels_for(MGK_PATH_AUTO); __atomic_store_n(&fp32_selected, k, __ATOMIC_RELAXED); }
+    return k;
+}
+
+void mgk_matvec_f32(float *out, const float *wp, const float *x, int rows, int cols, int accumulate) {
+    fp32()->matvec(out, wp, x, rows, cols, accumulate);
+}
 void mgk_matmul_f32(float *out, int ldo, const float *wp, const float *x, int ldx, int T, int rows, int cols, int accumulate) {
-    for (int t = 0; t < T; t++) mgk_matvec_f32(out + (size_t)t * ldo, wp, x + (size_t)t * ldx, rows, cols, accumulate);
+    fp32()->matmul(out, ldo, wp, x, ldx, T, rows, cols, accumulate);
 }
-
-void mgk_exp_f32(float *out, const float *x, int n) { for (int i = 0; i < n; i++) out[i] = expf(x[i]); }
-
-void mgk_softmax_f32(float *x, int n) {
-    if (n <= 0) return;
-    float m = x[0], s = 0;
-    for (int i = 1; i < n; i++) if (x[i] > m) m = x[i];
-    for (int i = 0; i < n; i++) { x[i] = expf(x[i] - m); s += x[i]; }
-    const float inv = 1.0f / s;
-    for (int i = 0; i < n; i++) x[i] *= inv;
-}
-
-void mgk_swiglu_f32(float *g, const float *u, int n) {
-    for (int i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
-}
-void mgk_attention_f32(float *out, float *p, const float *q, const float *k, const float *v,
-                       int n, int hd, int kstride, float scale) {
-    for (int s = 0; s < n; s++) p[s] = 0;
-    for (int i = 0; i < hd; i++)
-        for (int s = 0; s < n; s++) p[s] += q[i] * k[(size_t)i * kstride + s];
-    for (int s = 0; s < n; s++) p[s] *= scale;
-    mgk_softmax_f32(p, n);
-    for (int c = 0; c < hd; c++) out[c] = 0;
-    for (int s = 0; s < n; s++)
-        for (int c = 0; c < hd; c++) out[c] += p[s] * v[(size_t)s * hd + c];
+void mgk_attention_f32(float *out, float *p, const float *q, const float *k, const float *v, int n, int hd, int kstride, float scale) {
+    fp32()->attention(out, p, q, k, v, n, hd, kstride, scale);
 }
 void mgk_attention_group_f32(float *out, float *p, int pstride, const float *q, const float *k, const float *v,
                              int G, int n, int hd, int kstride, float scale) {
-    for (int g = 0; g < G; g++)
-        mgk_attention_f32(out + (size_t)g * hd, p + (size_t)g * pstride, q + (size_t)g * hd, k, v, n, hd, kstride, scale);
+    fp32()->attention_group(out, p, pstride, q, k, v, G, n, hd, kstride, scale);
 }
 void mgk_attention_block_f32(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
                              const float *k, const float *v, int T, int G, int n0, int hd, int kstride, float scale) {
-    for (int t = 0; t < T; t++)
-        for (int g = 0; g < G; g++) {
-            float *pr = p + (size_t)(t * G + g) * pstride;
-            const int n = n0 + t + 1;
-            mgk_attention_f32(out + (size_t)t * ldo + (size_t)g * hd, pr, q + (size_t)t * ldq + (size_t)g * hd, k, v, n, hd, kstride, scale);
-            for (int s = n; s < n0 + T; s++) pr[s] = 0;
-        }
+    fp32()->attention_block(out, ldo, p, pstride, q, ldq, k, v, T, G, n0, hd, kstride, scale);
 }
-#endif
-
-
-
+void mgk_softmax_f32(float *x, int n) { fp32()->softmax(x, n); }
+void mgk_swiglu_f32(float *g, const float *u, int n) { fp32()->swiglu(g, u, n); }
+void mgk_exp_f32(float *out, const float *x, int n) { fp32()->exp(out, x, n); }

@@ -1,12 +1,20 @@
-// INT8 weight × quantized-activation kernels with run-time CPU dispatch: AVX-512 VNNI
-// (vpdpbusd), AVX2 (vpmaddwd on sign-extended int16) and portable C. All three compute the
-// same int32 sums bit for bit (no saturating instruction is used). Contracts: include/mgk_int8.h.
+// INT8 weight × quantized-activation kernels, one per instruction-set family, chosen at run time
+// (mgk_dispatch.h): portable C (the reference), AVX2 (vpmaddubsw + vpmaddwd with the sign trick),
+// AVX-512BW (the same on zmm), AVX-512 VNNI and AVX-VNNI (vpdpbusd), NEON (vmull_s8 + vpadalq_s16)
+// and NEON sdot (vdotq_s32). Each fast kernel carries its own target attribute, so this file
+// builds without -march and never runs an instruction the CPU lacks. All paths compute the same
+// int32 sums bit for bit: no saturating step can saturate (the bounds are argued at each kernel).
+// Contracts and the panel layout: include/mgk_int8.h.
 #include "mgk_int8.h"
+#include <assert.h>
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
+#include "mgk_target.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
 #endif
 
 long mgk_panel_i8_count(int rows, int cols) { return (long)((rows + 15) / 16) * 16 * ((cols + 3) / 4 * 4); }
@@ -21,6 +29,7 @@ void mgk_pack_panel_i8(int8_t *wp, int32_t *bias, const int8_t *q, int rows, int
                 for (int j = 0; j < 4; j++) {
                     const int c = 4 * k + j;
                     const int8_t v = (r < rows && c < cols) ? q[(size_t)r * cols + c] : 0;
+                    assert(v != -128 && "symmetric INT8 weights are in -127...127 (mgk_int8.h)");
                     wp[(((size_t)b * k4 + k) * 16 + i) * 4 + j] = v;
                     s += v;
                 }
@@ -28,43 +37,110 @@ void mgk_pack_panel_i8(int8_t *wp, int32_t *bias, const int8_t *q, int rows, int
         }
 }
 
-float mgk_quantize_activation(uint8_t *xu, const float *x, int n, int npad) {
-    int i = 0;
-    float amax = 0;
-#if defined(__AVX512F__)
-    __m512 mv = _mm512_setzero_ps();
-    for (; i + 16 <= n; i += 16) mv = _mm512_max_ps(mv, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
-    amax = _mm512_reduce_max_ps(mv);  // max is exact in any order: same value as the scalar loop
-#endif
-    for (; i < n; i++) { const float a = fabsf(x[i]); if (a > amax) amax = a; }
+// ---- activation quantizer ----------------------------------------------------------------------
+// Every vector quantizer does the scalar one's IEEE operations in the same order on each element:
+// max of |x| (exact in any order), one multiply by inv = 127 / amax, round half to even, clamp to
+// ±127, + 128. So the bytes are identical, whatever the lane count.
+
+static float quantize_tail(uint8_t *xu, const float *x, int i, int n, int npad, float amax) {
+    for (int j = i; j < n; j++) { const float a = fabsf(x[j]); if (a > amax) amax = a; }
     if (!(amax > 0) || !isfinite(amax)) {  // all zero (or non-finite: fail soft to zero output)
         memset(xu, 128, (size_t)npad);
-        return 0;
+        return -1;
     }
-    const float inv = 127.0f / amax;
-    i = 0;
-#if defined(__AVX512F__)
-    // The same IEEE operations as the scalar loop below (multiply, round half to even, clamp).
-    const __m512 vi = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
-    for (; i + 16 <= n; i += 16) {
-        __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vi), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-        const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(128));
-        _mm_storeu_si128((__m128i *)(xu + i), _mm512_cvtepi32_epi8(q));
-    }
-#endif
+    return amax;
+}
+
+static void quantize_scalar(uint8_t *xu, const float *x, int i, int n, float inv) {
     for (; i < n; i++) {
         float v = nearbyintf(x[i] * inv);  // round half to even (default FP environment)
         v = v > 127.0f ? 127.0f : (v < -127.0f ? -127.0f : v);
         xu[i] = (uint8_t)((int)v + 128);
     }
+}
+
+static float quantize_portable(uint8_t *xu, const float *x, int n, int npad) {
+    const float amax = quantize_tail(xu, x, 0, n, npad, 0);
+    if (amax < 0) return 0;
+    quantize_scalar(xu, x, 0, n, 127.0f / amax);
+    for (int i = n; i < npad; i++) xu[i] = 128;
+    return amax / 127.0f;
+}
+
+#if defined(__x86_64__)
+T_AVX2 static float quantize_avx2(uint8_t *xu, const float *x, int n, int npad) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 mv = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) mv = _mm256_max_ps(mv, _mm256_and_ps(_mm256_loadu_ps(x + i), absmask));
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+    const float amax = quantize_tail(xu, x, i, n, npad, _mm_cvtss_f32(m4));
+    if (amax < 0) return 0;
+    const float inv = 127.0f / amax;
+    const __m256 vi = _mm256_set1_ps(inv), lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+    const __m256i off = _mm256_set1_epi32(128);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vi), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+        const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(v), off);  // 1..255, exact
+        // Narrow 8 × int32 to 8 bytes: values fit, so the saturating packs change nothing.
+        const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        _mm_storel_epi64((__m128i *)(xu + i), _mm_packus_epi16(w, w));
+    }
+    quantize_scalar(xu, x, i, n, inv);
     for (i = n; i < npad; i++) xu[i] = 128;
     return amax / 127.0f;
 }
 
-// ---- portable --------------------------------------------------------------------------------
+T_AVX512 static float quantize_avx512(uint8_t *xu, const float *x, int n, int npad) {
+    __m512 mv = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) mv = _mm512_max_ps(mv, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+    const float amax = quantize_tail(xu, x, i, n, npad, _mm512_reduce_max_ps(mv));
+    if (amax < 0) return 0;
+    const float inv = 127.0f / amax;
+    const __m512 vi = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+    for (i = 0; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vi), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+        const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(128));
+        _mm_storeu_si128((__m128i *)(xu + i), _mm512_cvtepi32_epi8(q));  // vpmovdb: truncating, values fit
+    }
+    quantize_scalar(xu, x, i, n, inv);
+    for (i = n; i < npad; i++) xu[i] = 128;
+    return amax / 127.0f;
+}
+#endif
 
-static void acc_portable(int32_t *acc, const int8_t *wp, const uint8_t *xu, int b0, int b1, int cols4) {
+#if defined(__aarch64__)
+static float quantize_neon(uint8_t *xu, const float *x, int n, int npad) {
+    float32x4_t mv = vdupq_n_f32(0);
+    int i = 0;
+    for (; i + 4 <= n; i += 4) mv = vmaxq_f32(mv, vabsq_f32(vld1q_f32(x + i)));
+    const float amax = quantize_tail(xu, x, i, n, npad, vmaxvq_f32(mv));
+    if (amax < 0) return 0;
+    const float inv = 127.0f / amax;
+    const float32x4_t vi = vdupq_n_f32(inv), lo = vdupq_n_f32(-127.0f), hi = vdupq_n_f32(127.0f);
+    const int32x4_t off = vdupq_n_s32(128);
+    for (i = 0; i + 8 <= n; i += 8) {
+        // vrndnq_f32: round to nearest, ties to even (FRINTN), like nearbyintf in the default mode.
+        const float32x4_t a = vminq_f32(vmaxq_f32(vrndnq_f32(vmulq_f32(vld1q_f32(x + i), vi)), lo), hi);
+        const float32x4_t b = vminq_f32(vmaxq_f32(vrndnq_f32(vmulq_f32(vld1q_f32(x + i + 4), vi)), lo), hi);
+        const int16x8_t q = vcombine_s16(vmovn_s32(vaddq_s32(vcvtq_s32_f32(a), off)), vmovn_s32(vaddq_s32(vcvtq_s32_f32(b), off)));
+        vst1_u8(xu + i, vmovn_u16(vreinterpretq_u16_s16(q)));  // 1..255: the narrowing keeps it
+    }
+    quantize_scalar(xu, x, i, n, inv);
+    for (i = n; i < npad; i++) xu[i] = 128;
+    return amax / 127.0f;
+}
+#endif
+
+// ---- portable (the reference) -----------------------------------------------------------------
+
+static void acc_portable(int32_t *acc, const int8_t *wp, const int32_t *bias, const uint8_t *xu, int b0, int b1, int cols4) {
+    (void)bias;
     const int k4 = cols4 / 4;
     for (int b = b0; b < b1; b++) {
         int32_t a[16] = {0};
@@ -76,47 +152,131 @@ static void acc_portable(int32_t *acc, const int8_t *wp, const uint8_t *xu, int 
     }
 }
 
-// ---- AVX2 ------------------------------------------------------------------------------------
-#if defined(__x86_64__)
-__attribute__((target("avx2")))
-static void acc_avx2(int32_t *acc, const int8_t *wp, const uint8_t *xu, int b0, int b1, int cols4) {
-    const int k4 = cols4 / 4;
-    const __m256i bias = _mm256_set1_epi16(128);
-    const __m256i order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
-    for (int b = b0; b < b1; b++) {
-        const int8_t *p = wp + (size_t)b * k4 * 64;
-        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-        for (int k = 0; k < k4; k++) {
-            int32_t x4;
-            memcpy(&x4, xu + 4 * k, 4);
-            // (xq[4k..4k+3]) as int16, repeated: pairs line up with (row i, cols 4k..4k+3).
-            const __m256i xv = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_set1_epi32(x4)), bias);
-            const int8_t *q = p + (size_t)k * 64;
-            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(q + 0))), xv));
-            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(q + 16))), xv));
-            a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(q + 32))), xv));
-            a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(q + 48))), xv));
-        }
-        // a_g lanes: (r, c01), (r, c23) for rows 4g..4g+3; add the pairs and restore row order.
-        const __m256i lo = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(a0, a1), order);
-        const __m256i hi = _mm256_permutevar8x32_epi32(_mm256_hadd_epi32(a2, a3), order);
-        _mm256_storeu_si256((__m256i *)(acc + 16 * (b - b0)), lo);
-        _mm256_storeu_si256((__m256i *)(acc + 16 * (b - b0) + 8), hi);
+// The float epilogue every path shares: out[r] (+)= (float)acc[r] · s_r · s_x, in that order.
+static inline __attribute__((always_inline)) void
+epilogue(float *out, const int32_t *acc, const float *wscale, float xscale, int n, int accumulate) {
+    for (int r = 0; r < n; r++) {
+        const float y = (float)acc[r] * wscale[r] * xscale;
+        out[r] = accumulate ? out[r] + y : y;
     }
 }
 
-// ---- AVX-512 VNNI ----------------------------------------------------------------------------
-#define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+// ---- x86 ---------------------------------------------------------------------------------------
+#if defined(__x86_64__)
 
-VNNI_TARGET static inline __m512i xbcast(const uint8_t *xu, int k) {
+static inline int32_t x4_at(const uint8_t *xu, int k) {  // the activation bytes of column group k
     int32_t v;
     memcpy(&v, xu + 4 * k, 4);
-    return _mm512_set1_epi32(v);
+    return v;
 }
 
-// Σ q·xu − 128·Σq for panels b0..<b1, four panels per pass sharing each activation broadcast.
-VNNI_TARGET static inline void acc_vnni_block(__m512i *out, const int8_t *wp, const int32_t *bias,
-                                              const uint8_t *xu, int b, int nb, int k4) {
+// AVX2. vpmaddubsw (_mm256_maddubs_epi16) multiplies u8 × s8 and adds adjacent pairs into int16
+// *with saturation*; offset activations xu ≤ 255 against |q| ≤ 127 could reach 2·255·127 = 64 770.
+// So we use the sign trick of llama.cpp's Q8_0 kernels instead: the u8 operand is |xq| and the
+// s8 operand is q with xq's sign applied (_mm256_sign_epi8), so each product is |xq|·(±q) = xq·q
+// with |xq| ≤ 128 and |q| ≤ 127: a pair sums to at most 2·128·127 = 32 512 < 32 767 and never
+// saturates. vpmaddwd (_mm256_madd_epi16) against ones then adds the two pairs of each row into
+// int32 (exact). With the panel layout one ymm holds 8 rows × 4 columns, so the result lanes are
+// whole row sums: no horizontal add. NP panels per pass share the activation broadcast.
+T_AVX2 static inline __attribute__((always_inline)) void
+dot_avx2(int32_t *acc, const int8_t *p0, size_t ps, const uint8_t *xu, int k4, const int NP) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
+    __m256i a[4][2];
+    for (int j = 0; j < NP; j++) a[j][0] = a[j][1] = _mm256_setzero_si256();
+    for (int k = 0; k < k4; k++) {
+        const __m256i xs = _mm256_xor_si256(_mm256_set1_epi32(x4_at(xu, k)), flip);  // xq = xu − 128 as s8
+        const __m256i ax = _mm256_abs_epi8(xs);  // |xq| as u8 (−128 → 128, still exact)
+        for (int j = 0; j < NP; j++) {
+            const int8_t *q = p0 + j * ps + (size_t)k * 64;
+            for (int h = 0; h < 2; h++) {
+                const __m256i w = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(q + 32 * h)), xs);
+                a[j][h] = _mm256_add_epi32(a[j][h], _mm256_madd_epi16(_mm256_maddubs_epi16(ax, w), ones));
+            }
+        }
+    }
+    for (int j = 0; j < NP; j++) {
+        _mm256_storeu_si256((__m256i *)(acc + 16 * j), a[j][0]);
+        _mm256_storeu_si256((__m256i *)(acc + 16 * j + 8), a[j][1]);
+    }
+}
+
+T_AVX2 static void acc_avx2(int32_t *acc, const int8_t *wp, const int32_t *bias, const uint8_t *xu, int b0, int b1, int cols4) {
+    (void)bias;
+    const int k4 = cols4 / 4;
+    const size_t ps = (size_t)k4 * 64;
+    int b = b0;
+    for (; b + 4 <= b1; b += 4) dot_avx2(acc + 16 * (b - b0), wp + b * ps, ps, xu, k4, 4);
+    for (; b < b1; b++) dot_avx2(acc + 16 * (b - b0), wp + b * ps, ps, xu, k4, 1);
+}
+
+// AVX-512BW without VNNI: the AVX2 kernel on zmm, one panel (16 rows × 4 columns) per register.
+// AVX-512 has no vpsignb, so xq's sign is applied with a mask: the sign bits of xq
+// (_mm512_movepi8_mask) select the lanes where q is negated (_mm512_mask_sub_epi8 from zero);
+// where xq = 0 the u8 operand |xq| is 0 anyway. Same bound as above: pairs ≤ 32 512.
+T_AVX512 static inline __attribute__((always_inline)) void
+dot_avx512(int32_t *acc, const int8_t *p0, size_t ps, const uint8_t *xu, int k4, const int NP) {
+    const __m512i flip = _mm512_set1_epi8((char)0x80), ones = _mm512_set1_epi16(1), zero = _mm512_setzero_si512();
+    __m512i a[4];
+    for (int j = 0; j < NP; j++) a[j] = zero;
+    for (int k = 0; k < k4; k++) {
+        const __m512i xs = _mm512_xor_si512(_mm512_set1_epi32(x4_at(xu, k)), flip);
+        const __m512i ax = _mm512_abs_epi8(xs);
+        const __mmask64 neg = _mm512_movepi8_mask(xs);
+        for (int j = 0; j < NP; j++) {
+            const __m512i q = _mm512_loadu_si512(p0 + j * ps + (size_t)k * 64);
+            const __m512i w = _mm512_mask_sub_epi8(q, neg, zero, q);
+            a[j] = _mm512_add_epi32(a[j], _mm512_madd_epi16(_mm512_maddubs_epi16(ax, w), ones));
+        }
+    }
+    for (int j = 0; j < NP; j++) _mm512_storeu_si512(acc + 16 * j, a[j]);
+}
+
+T_AVX512 static void acc_avx512(int32_t *acc, const int8_t *wp, const int32_t *bias, const uint8_t *xu, int b0, int b1, int cols4) {
+    (void)bias;
+    const int k4 = cols4 / 4;
+    const size_t ps = (size_t)k4 * 64;
+    int b = b0;
+    for (; b + 4 <= b1; b += 4) dot_avx512(acc + 16 * (b - b0), wp + b * ps, ps, xu, k4, 4);
+    for (; b < b1; b++) dot_avx512(acc + 16 * (b - b0), wp + b * ps, ps, xu, k4, 1);
+}
+
+// AVX-VNNI (Alder Lake, Zen 5): vpdpbusd on ymm (_mm256_dpbusd_avx_epi32, the VEX encoding).
+// vpdpbusd adds four u8 × s8 products straight into int32 without saturation (the vpdpbusds
+// twin saturates; we never use it), so the offset activations xu go in as they are and the
+// offset is removed with the pack-time bias: Σ q·xu − 128·Σ q = Σ q·xq, exact in int32.
+// Eight chains (four panels × two halves) cover the instruction's latency.
+T_AVXVNNI static inline __attribute__((always_inline)) void
+dot_avxvnni(int32_t *acc, const int8_t *p0, size_t ps, const int32_t *bias, const uint8_t *xu, int k4, const int NP) {
+    __m256i a[4][2];
+    for (int j = 0; j < NP; j++) a[j][0] = a[j][1] = _mm256_setzero_si256();
+    for (int k = 0; k < k4; k++) {
+        const __m256i x = _mm256_set1_epi32(x4_at(xu, k));
+        for (int j = 0; j < NP; j++) {
+            const int8_t *q = p0 + j * ps + (size_t)k * 64;
+            a[j][0] = _mm256_dpbusd_avx_epi32(a[j][0], x, _mm256_loadu_si256((const __m256i *)q));
+            a[j][1] = _mm256_dpbusd_avx_epi32(a[j][1], x, _mm256_loadu_si256((const __m256i *)(q + 32)));
+        }
+    }
+    for (int j = 0; j < NP; j++)
+        for (int h = 0; h < 2; h++)
+            _mm256_storeu_si256((__m256i *)(acc + 16 * j + 8 * h),
+                                _mm256_sub_epi32(a[j][h], _mm256_loadu_si256((const __m256i *)(bias + 16 * j + 8 * h))));
+}
+
+T_AVXVNNI static void acc_avxvnni(int32_t *acc, const int8_t *wp, const int32_t *bias, const uint8_t *xu, int b0, int b1, int cols4) {
+    const int k4 = cols4 / 4;
+    const size_t ps = (size_t)k4 * 64;
+    int b = b0;
+    for (; b + 4 <= b1; b += 4) dot_avxvnni(acc + 16 * (b - b0), wp + b * ps, ps, bias + 16 * b, xu, k4, 4);
+    for (; b < b1; b++) dot_avxvnni(acc + 16 * (b - b0), wp + b * ps, ps, bias + 16 * b, xu, k4, 1);
+}
+
+// AVX-512 VNNI: vpdpbusd on zmm (_mm512_dpbusd_epi32), the same offset-and-bias scheme.
+T_VNNI512 static inline __m512i xbcast(const uint8_t *xu, int k) { return _mm512_set1_epi32(x4_at(xu, k)); }
+
+// Σ q·xu − 128·Σq for panels b..b+nb, four panels per pass sharing each activation broadcast.
+T_VNNI512 static inline void acc_vnni_block(__m512i *out, const int8_t *wp, const int32_t *bias,
+                                            const uint8_t *xu, int b, int nb, int k4) {
     const int8_t *p0 = wp + (size_t)b * k4 * 64;
     if (nb == 4) {
         const size_t ps = (size_t)k4 * 64;
@@ -126,22 +286,22 @@ VNNI_TARGET static inline void acc_vnni_block(__m512i *out, const int8_t *wp, co
         for (; k + 2 <= k4; k += 2) {
             const __m512i x = xbcast(xu, k), y = xbcast(xu, k + 1);
             const size_t o = (size_t)k * 64;
-            a0 = _mm512_dpbusd_epi32(a0, x, _mm512_load_si512(p0 + o));
-            a1 = _mm512_dpbusd_epi32(a1, x, _mm512_load_si512(p0 + ps + o));
-            a2 = _mm512_dpbusd_epi32(a2, x, _mm512_load_si512(p0 + 2 * ps + o));
-            a3 = _mm512_dpbusd_epi32(a3, x, _mm512_load_si512(p0 + 3 * ps + o));
-            e0 = _mm512_dpbusd_epi32(e0, y, _mm512_load_si512(p0 + o + 64));
-            e1 = _mm512_dpbusd_epi32(e1, y, _mm512_load_si512(p0 + ps + o + 64));
-            e2 = _mm512_dpbusd_epi32(e2, y, _mm512_load_si512(p0 + 2 * ps + o + 64));
-            e3 = _mm512_dpbusd_epi32(e3, y, _mm512_load_si512(p0 + 3 * ps + o + 64));
+            a0 = _mm512_dpbusd_epi32(a0, x, _mm512_loadu_si512(p0 + o));
+            a1 = _mm512_dpbusd_epi32(a1, x, _mm512_loadu_si512(p0 + ps + o));
+            a2 = _mm512_dpbusd_epi32(a2, x, _mm512_loadu_si512(p0 + 2 * ps + o));
+            a3 = _mm512_dpbusd_epi32(a3, x, _mm512_loadu_si512(p0 + 3 * ps + o));
+            e0 = _mm512_dpbusd_epi32(e0, y, _mm512_loadu_si512(p0 + o + 64));
+            e1 = _mm512_dpbusd_epi32(e1, y, _mm512_loadu_si512(p0 + ps + o + 64));
+            e2 = _mm512_dpbusd_epi32(e2, y, _mm512_loadu_si512(p0 + 2 * ps + o + 64));
+            e3 = _mm512_dpbusd_epi32(e3, y, _mm512_loadu_si512(p0 + 3 * ps + o + 64));
         }
         if (k < k4) {
             const __m512i x = xbcast(xu, k);
             const size_t o = (size_t)k * 64;
-            a0 = _mm512_dpbusd_epi32(a0, x, _mm512_load_si512(p0 + o));
-            a1 = _mm512_dpbusd_epi32(a1, x, _mm512_load_si512(p0 + ps + o));
-            a2 = _mm512_dpbusd_epi32(a2, x, _mm512_load_si512(p0 + 2 * ps + o));
-            a3 = _mm512_dpbusd_epi32(a3, x, _mm512_load_si512(p0 + 3 * ps + o));
+            a0 = _mm512_dpbusd_epi32(a0, x, _mm512_loadu_si512(p0 + o));
+            a1 = _mm512_dpbusd_epi32(a1, x, _mm512_loadu_si512(p0 + ps + o));
+            a2 = _mm512_dpbusd_epi32(a2, x, _mm512_loadu_si512(p0 + 2 * ps + o));
+            a3 = _mm512_dpbusd_epi32(a3, x, _mm512_loadu_si512(p0 + 3 * ps + o));
         }
         a0 = _mm512_add_epi32(a0, e0); a1 = _mm512_add_epi32(a1, e1);
         a2 = _mm512_add_epi32(a2, e2); a3 = _mm512_add_epi32(a3, e3);
@@ -153,15 +313,15 @@ VNNI_TARGET static inline void acc_vnni_block(__m512i *out, const int8_t *wp, co
         __m512i a0 = _mm512_setzero_si512(), a1 = a0;
         int k = 0;
         for (; k + 2 <= k4; k += 2) {
-            a0 = _mm512_dpbusd_epi32(a0, xbcast(xu, k), _mm512_load_si512(p0 + (size_t)k * 64));
-            a1 = _mm512_dpbusd_epi32(a1, xbcast(xu, k + 1), _mm512_load_si512(p0 + (size_t)k * 64 + 64));
+            a0 = _mm512_dpbusd_epi32(a0, xbcast(xu, k), _mm512_loadu_si512(p0 + (size_t)k * 64));
+            a1 = _mm512_dpbusd_epi32(a1, xbcast(xu, k + 1), _mm512_loadu_si512(p0 + (size_t)k * 64 + 64));
         }
-        if (k < k4) a0 = _mm512_dpbusd_epi32(a0, xbcast(xu, k), _mm512_load_si512(p0 + (size_t)k * 64));
+        if (k < k4) a0 = _mm512_dpbusd_epi32(a0, xbcast(xu, k), _mm512_loadu_si512(p0 + (size_t)k * 64));
         out[0] = _mm512_sub_epi32(_mm512_add_epi32(a0, a1), _mm512_loadu_si512(bias + 16 * b));
     }
 }
 
-VNNI_TARGET static void acc_vnni(int32_t *acc, const int8_t *wp, const int32_t *bias, const uint8_t *xu, int b0, int b1, int cols4) {
+T_VNNI512 static void acc_vnni(int32_t *acc, const int8_t *wp, const int32_t *bias, const uint8_t *xu, int b0, int b1, int cols4) {
     const int k4 = cols4 / 4;
     for (int b = b0; b < b1;) {
         const int nb = b + 4 <= b1 ? 4 : 1;
@@ -172,8 +332,8 @@ VNNI_TARGET static void acc_vnni(int32_t *acc, const int8_t *wp, const int32_t *
     }
 }
 
-VNNI_TARGET static void matvec_vnni(float *out, const int8_t *wp, const float *wscale, const int32_t *bias,
-                                    const uint8_t *xu, float xscale, int rows, int cols4, int accumulate) {
+T_VNNI512 static void matvec_vnni(float *out, const int8_t *wp, const float *wscale, const int32_t *bias,
+                                  const uint8_t *xu, float xscale, int rows, int cols4, int accumulate) {
     const int nbt = (rows + 15) / 16, k4 = cols4 / 4;
     const __m512 xs = _mm512_set1_ps(xscale);
     for (int b = 0; b < nbt;) {
@@ -193,14 +353,14 @@ VNNI_TARGET static void matvec_vnni(float *out, const int8_t *wp, const float *w
 }
 
 // One panel against TT tokens: the panel's 64-byte groups are loaded once per tile.
-VNNI_TARGET static inline __attribute__((always_inline)) void
+T_VNNI512 static inline __attribute__((always_inline)) void
 matmul_vnni_tile(float *out, int ldo, const int8_t *p, const float *wscale, const int32_t *bias,
                  const uint8_t *xu, const float *xscale, int cols4, int n, int TT, int accumulate) {
     const int k4 = cols4 / 4;
     __m512i acc[8];
     for (int t = 0; t < TT; t++) acc[t] = _mm512_setzero_si512();
     for (int k = 0; k < k4; k++) {
-        const __m512i w = _mm512_load_si512(p + (size_t)k * 64);
+        const __m512i w = _mm512_loadu_si512(p + (size_t)k * 64);
         for (int t = 0; t < TT; t++) acc[t] = _mm512_dpbusd_epi32(acc[t], xbcast(xu + (size_t)t * cols4, k), w);
     }
     const __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
@@ -214,8 +374,8 @@ matmul_vnni_tile(float *out, int ldo, const int8_t *p, const float *wscale, cons
     }
 }
 
-VNNI_TARGET static void matmul_vnni(float *out, int ldo, const int8_t *wp, const float *wscale, const int32_t *bias,
-                                    const uint8_t *xu, const float *xscale, int T, int rows, int cols4, int accumulate) {
+T_VNNI512 static void matmul_vnni(float *out, int ldo, const int8_t *wp, const float *wscale, const int32_t *bias,
+                                  const uint8_t *xu, const float *xscale, int T, int rows, int cols4, int accumulate) {
     const int nbt = (rows + 15) / 16, k4 = cols4 / 4;
     for (int b = 0; b < nbt; b++) {
         const int8_t *p = wp + (size_t)b * k4 * 64;
@@ -231,65 +391,137 @@ VNNI_TARGET static void matmul_vnni(float *out, int ldo, const int8_t *wp, const
 }
 #endif
 
-// ---- dispatch --------------------------------------------------------------------------------
+// ---- aarch64 -----------------------------------------------------------------------------------
+#if defined(__aarch64__)
 
-int mgk_i8_path_supported(int path) {
-    switch (path) {
-    case MGK_I8_AUTO: case MGK_I8_PORTABLE: return 1;
-#if defined(__x86_64__)
-    case MGK_I8_AVX2: __builtin_cpu_init(); return __builtin_cpu_supports("avx2");
-    case MGK_I8_VNNI:
-        __builtin_cpu_init();
-        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
-            && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
-#endif
-    default: return 0;
+static inline int8x16_t xq_at(const uint8_t *xu, int k) {  // xq = xu − 128 of column group k, ×4
+    uint32_t v;
+    memcpy(&v, xu + 4 * k, 4);
+    return vreinterpretq_s8_u8(veorq_u8(vreinterpretq_u8_u32(vdupq_n_u32(v)), vdupq_n_u8(0x80)));
+}
+
+// Plain NEON (Armv8.0). One int8x16 holds 4 rows × 4 columns of a panel. vmull_s8 widens 8 products
+// to int16 (|xq·q| ≤ 128·127 = 16 256), vmlal_s8 adds the next column group's 8 products in place:
+// two products per lane, ≤ 32 512 < 32 767, so the int16 lane is exact (vmull/vmlal wrap, they do
+// not saturate, and they never need to). vpadalq_s16 then adds adjacent lanes into int32, and a
+// final vpaddq_s32 turns (row, cols 0–1), (row, cols 2–3) lanes into row sums.
+static void acc_neon(int32_t *acc, const int8_t *wp, const int32_t *bias, const uint8_t *xu, int b0, int b1, int cols4) {
+    (void)bias;
+    const int k4 = cols4 / 4;
+    for (int b = b0; b < b1; b++) {
+        const int8_t *p = wp + (size_t)b * k4 * 64;
+        int32x4_t a[8];  // a[2c]: rows 4c, 4c+1; a[2c+1]: rows 4c+2, 4c+3
+        for (int j = 0; j < 8; j++) a[j] = vdupq_n_s32(0);
+        int k = 0;
+        for (; k + 2 <= k4; k += 2) {
+            const int8x16_t x0 = xq_at(xu, k), x1 = xq_at(xu, k + 1);
+            for (int c = 0; c < 4; c++) {
+                const int8x16_t w0 = vld1q_s8(p + (size_t)k * 64 + 16 * c), w1 = vld1q_s8(p + (size_t)(k + 1) * 64 + 16 * c);
+                const int16x8_t lo = vmlal_s8(vmull_s8(vget_low_s8(w0), vget_low_s8(x0)), vget_low_s8(w1), vget_low_s8(x1));
+                const int16x8_t hi = vmlal_high_s8(vmull_high_s8(w0, x0), w1, x1);
+                a[2 * c] = vpadalq_s16(a[2 * c], lo);
+                a[2 * c + 1] = vpadalq_s16(a[2 * c + 1], hi);
+            }
+        }
+        if (k < k4) {
+            const int8x16_t x0 = xq_at(xu, k);
+            for (int c = 0; c < 4; c++) {
+                const int8x16_t w0 = vld1q_s8(p + (size_t)k * 64 + 16 * c);
+                a[2 * c] = vpadalq_s16(a[2 * c], vmull_s8(vget_low_s8(w0), vget_low_s8(x0)));
+                a[2 * c + 1] = vpadalq_s16(a[2 * c + 1], vmull_high_s8(w0, x0));
+            }
+        }
+        for (int c = 0; c < 4; c++) vst1q_s32(acc + 16 * (b - b0) + 4 * c, vpaddq_s32(a[2 * c], a[2 * c + 1]));
     }
 }
 
-static int best_path = -1;  // resolved once; every thread computes the same value (relaxed atomics)
-
-int mgk_i8_best_path(void) {
-    int p = __atomic_load_n(&best_path, __ATOMIC_RELAXED);
-    if (p < 0) {
-        p = mgk_i8_path_supported(MGK_I8_VNNI) ? MGK_I8_VNNI
-          : mgk_i8_path_supported(MGK_I8_AVX2) ? MGK_I8_AVX2 : MGK_I8_PORTABLE;
-        __atomic_store_n(&best_path, p, __ATOMIC_RELAXED);
+// NEON sdot (Armv8.2 dot product, ACLE vdotq_s32): each int32 lane adds the four s8 × s8 products
+// of its 4 bytes, i.e. one row × one column group of the panel layout: no saturation, no offset
+// (signed × signed, so xq goes in directly and the bias is not needed). Two chains per chunk.
+T_DOTPROD static void acc_dotprod(int32_t *acc, const int8_t *wp, const int32_t *bias, const uint8_t *xu, int b0, int b1, int cols4) {
+    (void)bias;
+    const int k4 = cols4 / 4;
+    for (int b = b0; b < b1; b++) {
+        const int8_t *p = wp + (size_t)b * k4 * 64;
+        int32x4_t a[4], e[4];
+        for (int c = 0; c < 4; c++) a[c] = e[c] = vdupq_n_s32(0);
+        int k = 0;
+        for (; k + 2 <= k4; k += 2) {
+            const int8x16_t x0 = xq_at(xu, k), x1 = xq_at(xu, k + 1);
+            for (int c = 0; c < 4; c++) {
+                a[c] = vdotq_s32(a[c], vld1q_s8(p + (size_t)k * 64 + 16 * c), x0);
+                e[c] = vdotq_s32(e[c], vld1q_s8(p + (size_t)(k + 1) * 64 + 16 * c), x1);
+            }
+        }
+        if (k < k4) {
+            const int8x16_t x0 = xq_at(xu, k);
+            for (int c = 0; c < 4; c++) a[c] = vdotq_s32(a[c], vld1q_s8(p + (size_t)k * 64 + 16 * c), x0);
+        }
+        for (int c = 0; c < 4; c++) vst1q_s32(acc + 16 * (b - b0) + 4 * c, vaddq_s32(a[c], e[c]));
     }
-    return p;
+}
+#endif
+
+// ---- dispatch ----------------------------------------------------------------------------------
+
+int mgk_i8_path_supported(int path) { return mgk_path_supported(path); }
+int mgk_i8_best_path(void) { return mgk_selected_path(); }
+
+// AUTO → the selected path; a path this CPU lacks also falls back to it (never SIGILL).
+static inline int resolve(int path) { return (path == MGK_PATH_AUTO || !mgk_path_supported(path)) ? mgk_selected_path() : path; }
+
+float mgk_quantize_activation_path(uint8_t *xu, const float *x, int n, int npad, int path) {
+    switch (resolve(path)) {
+#if defined(__x86_64__)
+    case MGK_PATH_AVX2: case MGK_PATH_AVXVNNI: return quantize_avx2(xu, x, n, npad);
+    case MGK_PATH_AVX512: case MGK_PATH_VNNI: return quantize_avx512(xu, x, n, npad);
+#elif defined(__aarch64__)
+    case MGK_PATH_NEON: case MGK_PATH_DOTPROD: return quantize_neon(xu, x, n, npad);
+#endif
+    default: return quantize_portable(xu, x, n, npad);
+    }
 }
 
-static inline int resolve(int path) { return (path == MGK_I8_AUTO || !mgk_i8_path_supported(path)) ? mgk_i8_best_path() : path; }
+float mgk_quantize_activation(uint8_t *xu, const float *x, int n, int npad) {
+    return mgk_quantize_activation_path(xu, x, n, npad, MGK_PATH_AUTO);
+}
 
-static void acc_blocks(int32_t *acc, const int8_t *wp, const int32_t *bias, const uint8_t *xu, int b0, int b1, int cols4, int path) {
+typedef void (*acc_fn)(int32_t *acc, const int8_t *wp, const int32_t *bias, const uint8_t *xu, int b0, int b1, int cols4);
+
+static acc_fn acc_for(int path) {
     switch (path) {
 #if defined(__x86_64__)
-    case MGK_I8_VNNI: acc_vnni(acc, wp, bias, xu, b0, b1, cols4); return;
-    case MGK_I8_AVX2: acc_avx2(acc, wp, xu, b0, b1, cols4); return;
+    case MGK_PATH_VNNI: return acc_vnni;
+    case MGK_PATH_AVX512: return acc_avx512;
+    case MGK_PATH_AVXVNNI: return acc_avxvnni;
+    case MGK_PATH_AVX2: return acc_avx2;
+#elif defined(__aarch64__)
+    case MGK_PATH_DOTPROD: return acc_dotprod;
+    case MGK_PATH_NEON: return acc_neon;
 #endif
-    default: acc_portable(acc, wp, xu, b0, b1, cols4); return;
+    default: return acc_portable;
     }
 }
 
 void mgk_matvec_i8_acc(int32_t *acc, const int8_t *wp, const int32_t *bias, const uint8_t *xu, int rows, int cols4, int path) {
-    acc_blocks(acc, wp, bias, xu, 0, (rows + 15) / 16, cols4, resolve(path));
+    acc_for(resolve(path))(acc, wp, bias, xu, 0, (rows + 15) / 16, cols4);
 }
 
 void mgk_matvec_i8(float *out, const int8_t *wp, const float *wscale, const int32_t *bias,
                    const uint8_t *xu, float xscale, int rows, int cols4, int accumulate, int path) {
     path = resolve(path);
 #if defined(__x86_64__)
-    if (path == MGK_I8_VNNI) { matvec_vnni(out, wp, wscale, bias, xu, xscale, rows, cols4, accumulate); return; }
+    if (path == MGK_PATH_VNNI) { matvec_vnni(out, wp, wscale, bias, xu, xscale, rows, cols4, accumulate); return; }
 #endif
+    // Four panels (64 rows) at a time into a stack buffer, then the shared float epilogue.
+    const acc_fn f = acc_for(path);
     const int nbt = (rows + 15) / 16;
     int32_t acc[64];
     for (int b = 0; b < nbt; b += 4) {
-        const int b1 = b + 4 < nbt ? b + 4 : nbt;
-        acc_blocks(acc, wp, bias, xu, b, b1, cols4, path);
-        for (int r = 16 * b; r < 16 * b1 && r < rows; r++) {
-            const float y = (float)acc[r - 16 * b] * wscale[r] * xscale;
-            out[r] = accumulate ? out[r] + y : y;
-        }
+        const int b1 = b + 4 < nbt ? b + 4 : nbt, r0 = 16 * b;
+        f(acc, wp, bias, xu, b, b1, cols4);
+        const int n = 16 * b1 < rows ? 16 * b1 - r0 : rows - r0;
+        epilogue(out + r0, acc, wscale + r0, xscale, n, accumulate);
     }
 }
 
@@ -297,7 +529,7 @@ void mgk_matmul_i8(float *out, int ldo, const int8_t *wp, const float *wscale, c
                    const uint8_t *xu, const float *xscale, int T, int rows, int cols4, int accumulate, int path) {
     path = resolve(path);
 #if defined(__x86_64__)
-    if (path == MGK_I8_VNNI) { matmul_vnni(out, ldo, wp, wscale, bias, xu, xscale, T, rows, cols4, accumulate); return; }
+    if (path == MGK_PATH_VNNI) { matmul_vnni(out, ldo, wp, wscale, bias, xu, xscale, T, rows, cols4, accumulate); return; }
 #endif
     for (int t = 0; t < T; t++)
         mgk_matvec_i8(out + (size_t)t * ldo, wp, wscale, bias, xu + (size_t)t * cols4, xscale[t], rows, cols4, accumulate, path);

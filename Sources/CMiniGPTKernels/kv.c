@@ -1,22 +1,26 @@
 // Reduced-precision KV cache: FP16 and INT8 attention kernels that dequantize on the fly, and the
 // store / load / re-rotate helpers of one cached position. Contracts: include/mgk_kv.h.
-// Built -O3 -march=native (Package.swift): with AVX-512 F+BW+VL the intrinsic paths below mirror
-// fp32.c's kernels load for load (an FP16 row is one vcvtph2ps, an INT8 row one vpmovsxbd +
-// vcvtdq2ps); otherwise plain C loops with the same contracts.
+// Three instances chosen at run time like fp32.c's: AVX-512F/BW/VL intrinsics mirroring fp32.c's
+// kernels load for load (an FP16 row is one vcvtph2ps, an INT8 row one vpmovsxbd + vcvtdq2ps), and
+// the generic C loops compiled for AVX2 + FMA + F16C and for the baseline (portable). FP16 bits
+// are converted with the compiler's _Float16 (round to nearest even on every path: F16C's
+// vcvtps2ph with imm 0, or libgcc's __truncsfhf2 / the arm64 FCVT), so stored bits are identical
+// across paths; attention results agree within fp32.c's stated rounding bounds.
 #include "mgk_kv.h"
 #include "mgk_fp32.h"
+#include "mgk_dispatch.h"
+#include "mgk_target.h"
 #include <math.h>
 #include <stddef.h>
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#if defined(__x86_64__)
 #include <immintrin.h>
-#define MGK_KV_AVX512 1
 #endif
 
 enum { KV_F16 = 1, KV_I8 = 2 };
 
-// MARK: store / load (one position's hd values; strided for transposed keys)
+// ---- generic C ---------------------------------------------------------------------------------
 
-void mgk_kv_store_f16(uint16_t *out, int stride, const float *x, int n) {
+GENERIC void store_f16_generic(uint16_t *out, int stride, const float *x, int n) {
     for (int i = 0; i < n; i++) {
         _Float16 h = (_Float16)x[i];
         uint16_t bits;
@@ -25,7 +29,7 @@ void mgk_kv_store_f16(uint16_t *out, int stride, const float *x, int n) {
     }
 }
 
-float mgk_kv_store_i8(int8_t *out, int stride, const float *x, int n) {
+GENERIC float store_i8_generic(int8_t *out, int stride, const float *x, int n) {
     float amax = 0;
     for (int i = 0; i < n; i++) amax = fmaxf(amax, fabsf(x[i]));
     if (!(amax > 0) || !isfinite(amax)) {  // all zero (or non-finite input: store zeros, scale 0)
@@ -41,23 +45,22 @@ float mgk_kv_store_i8(int8_t *out, int stride, const float *x, int n) {
     return amax / 127.0f;
 }
 
-static inline float f16_to_f32(uint16_t bits) {
+GENERIC float f16_to_f32(uint16_t bits) {
     _Float16 h;
     __builtin_memcpy(&h, &bits, 2);
     return (float)h;
 }
 
-void mgk_kv_load_f16(float *out, const uint16_t *x, int stride, int n) {
+GENERIC void load_f16_generic(float *out, const uint16_t *x, int stride, int n) {
     for (int i = 0; i < n; i++) out[i] = f16_to_f32(x[(size_t)i * stride]);
 }
 
-void mgk_kv_load_i8(float *out, const int8_t *x, int stride, float scale, int n) {
+GENERIC void load_i8_generic(float *out, const int8_t *x, int stride, float scale, int n) {
     for (int i = 0; i < n; i++) out[i] = (float)x[(size_t)i * stride] * scale;
 }
 
-// MARK: re-rotation after eviction (rotate by −θ: cos(−θ) = cos θ, sin(−θ) = −sin θ)
-
-void mgk_kv_rotate_back_f16(uint16_t *k, int kstride, int n, const float *cos, const float *sin, int hd) {
+// Re-rotation after eviction (rotate by −θ: cos(−θ) = cos θ, sin(−θ) = −sin θ).
+GENERIC void rotate_back_f16_generic(uint16_t *k, int kstride, int n, const float *cos, const float *sin, int hd) {
     const int half = hd / 2;
     for (int i = 0; i < half; i++) {
         uint16_t *ra = k + (size_t)i * kstride, *rb = k + (size_t)(i + half) * kstride;
@@ -65,50 +68,164 @@ void mgk_kv_rotate_back_f16(uint16_t *k, int kstride, int n, const float *cos, c
         for (int s = 0; s < n; s++) {
             const float a = f16_to_f32(ra[s]), b = f16_to_f32(rb[s]);
             const float na = a * cs + b * sn, nb = b * cs - a * sn;
-            mgk_kv_store_f16(ra + s, 1, &na, 1);
-            mgk_kv_store_f16(rb + s, 1, &nb, 1);
+            store_f16_generic(ra + s, 1, &na, 1);
+            store_f16_generic(rb + s, 1, &nb, 1);
         }
     }
 }
 
-void mgk_kv_rotate_back_i8(int8_t *k, float *ks, int kstride, int n, const float *cos, const float *sin, int hd) {
+GENERIC void rotate_back_i8_generic(int8_t *k, float *ks, int kstride, int n, const float *cos, const float *sin, int hd) {
     const int half = hd / 2;
     float col[hd];  // one position's key, on the stack (hd ≤ a few hundred): no heap allocation
     for (int s = 0; s < n; s++) {
-        mgk_kv_load_i8(col, k + s, kstride, ks[s], hd);
+        load_i8_generic(col, k + s, kstride, ks[s], hd);
         for (int i = 0; i < half; i++) {
             const float a = col[i], b = col[i + half];
             col[i] = a * cos[i] + b * sin[i];
             col[i + half] = b * cos[i] - a * sin[i];
         }
-        ks[s] = mgk_kv_store_i8(k + s, kstride, col, hd);
+        ks[s] = store_i8_generic(k + s, kstride, col, hd);
     }
 }
 
-#if defined(MGK_KV_AVX512)
+GENERIC float kv_get(const void *base, size_t idx, const int dt) {
+    return dt == KV_F16 ? f16_to_f32(((const uint16_t *)base)[idx]) : (float)((const int8_t *)base)[idx];
+}
+
+// One query head over n positions; ks/vs are the INT8 scales (NULL for FP16). The score loop runs
+// over positions innermost (independent lanes, so it vectorises); each p[s] still sums q[i]·k[i][s]
+// in the order i = 0, 1, … as a dot product would.
+GENERIC void head_kv(float *out, float *p, const float *q, const void *k, const float *ks, const void *v, const float *vs,
+                     int n, int hd, int kstride, float scale, const int dt, mgk_softmax_fn softmax) {
+    for (int s = 0; s < n; s++) p[s] = 0;
+    for (int i = 0; i < hd; i++) {
+        const float qi = q[i];
+        for (int s = 0; s < n; s++) p[s] += qi * kv_get(k, (size_t)i * kstride + s, dt);
+    }
+    for (int s = 0; s < n; s++) p[s] = p[s] * scale * (dt == KV_I8 ? ks[s] : 1.0f);
+    softmax(p, n);
+    for (int c = 0; c < hd; c++) out[c] = 0;
+    for (int s = 0; s < n; s++) {
+        const float w = p[s] * (dt == KV_I8 ? vs[s] : 1.0f);
+        for (int c = 0; c < hd; c++) out[c] += w * kv_get(v, (size_t)s * hd + c, dt);
+    }
+}
+
+GENERIC void group_kv_generic(float *out, float *p, int pstride, const float *q, const void *k, const float *ks, const void *v,
+                              const float *vs, int G, int n, int hd, int kstride, float scale, const int dt, mgk_softmax_fn softmax) {
+    for (int g = 0; g < G; g++)
+        head_kv(out + (size_t)g * hd, p + (size_t)g * pstride, q + (size_t)g * hd, k, ks, v, vs, n, hd, kstride, scale, dt, softmax);
+}
+
+GENERIC void block_kv_generic(float *out, int ldo, float *p, int pstride, const float *q, int ldq, const void *k, const float *ks,
+                              const void *v, const float *vs, int T, int G, int n0, int hd, int kstride, float scale, const int dt,
+                              mgk_softmax_fn softmax) {
+    for (int t = 0; t < T; t++)
+        for (int g = 0; g < G; g++) {
+            float *pr = p + (size_t)(t * G + g) * pstride;
+            const int n = n0 + t + 1;
+            head_kv(out + (size_t)t * ldo + (size_t)g * hd, pr, q + (size_t)t * ldq + (size_t)g * hd, k, ks, v, vs, n, hd, kstride, scale, dt, softmax);
+            for (int s = n; s < n0 + T; s++) pr[s] = 0;
+        }
+}
+
+// One instance of the generic loops per target: SUFFIX names it, ATTR is its target attribute and
+// SOFTMAX the FP32 softmax of the same path (from fp32.c's table, looked up once per call).
+#define KV_INSTANCE(SUFFIX, ATTR, PATH)                                                                          \
+    ATTR static void store_f16_##SUFFIX(uint16_t *out, int stride, const float *x, int n) {                       \
+        store_f16_generic(out, stride, x, n);                                                                     \
+    }                                                                                                             \
+    ATTR static float store_i8_##SUFFIX(int8_t *out, int stride, const float *x, int n) {                         \
+        return store_i8_generic(out, stride, x, n);                                                               \
+    }                                                                                                             \
+    ATTR static void load_f16_##SUFFIX(float *out, const uint16_t *x, int stride, int n) {                        \
+        load_f16_generic(out, x, stride, n);                                                                      \
+    }                                                                                                             \
+    ATTR static void load_i8_##SUFFIX(float *out, const int8_t *x, int stride, float scale, int n) {              \
+        load_i8_generic(out, x, stride, scale, n);                                                                \
+    }                                                                                                             \
+    ATTR static void rotate_back_f16_##SUFFIX(uint16_t *k, int kstride, int n, const float *cos, const float *sin, \
+                                              int hd) {                                                           \
+        rotate_back_f16_generic(k, kstride, n, cos, sin, hd);                                                     \
+    }                                                                                                             \
+    ATTR static void rotate_back_i8_##SUFFIX(int8_t *k, float *ks, int kstride, int n, const float *cos,          \
+                                             const float *sin, int hd) {                                          \
+        rotate_back_i8_generic(k, ks, kstride, n, cos, sin, hd);                                                  \
+    }                                                                                                             \
+    ATTR static void attention_group_f16_##SUFFIX(float *out, float *p, int pstride, const float *q,              \
+                                                  const uint16_t *k, const uint16_t *v, int G, int n, int hd,     \
+                                                  int kstride, float scale) {                                     \
+        group_kv_generic(out, p, pstride, q, k, NULL, v, NULL, G, n, hd, kstride, scale, KV_F16,                  \
+                         mgk_fp32_kernels_for(PATH)->softmax);                                                    \
+    }                                                                                                             \
+    ATTR static void attention_group_i8_##SUFFIX(float *out, float *p, int pstride, const float *q,               \
+                                                 const int8_t *k, const float *ks, const int8_t *v,               \
+                                                 const float *vs, int G, int n, int hd, int kstride, float scale) { \
+        group_kv_generic(out, p, pstride, q, k, ks, v, vs, G, n, hd, kstride, scale, KV_I8,                       \
+                         mgk_fp32_kernels_for(PATH)->softmax);                                                    \
+    }                                                                                                             \
+    ATTR static void attention_block_f16_##SUFFIX(float *out, int ldo, float *p, int pstride, const float *q,     \
+                                                  int ldq, const uint16_t *k, const uint16_t *v, int T, int G,    \
+                                                  int n0, int hd, int kstride, float scale) {                     \
+        block_kv_generic(out, ldo, p, pstride, q, ldq, k, NULL, v, NULL, T, G, n0, hd, kstride, scale, KV_F16,    \
+                         mgk_fp32_kernels_for(PATH)->softmax);                                                    \
+    }                                                                                                             \
+    ATTR static void attention_block_i8_##SUFFIX(float *out, int ldo, float *p, int pstride, const float *q,      \
+                                                 int ldq, const int8_t *k, const float *ks, const int8_t *v,      \
+                                                 const float *vs, int T, int G, int n0, int hd, int kstride,      \
+                                                 float scale) {                                                   \
+        block_kv_generic(out, ldo, p, pstride, q, ldq, k, ks, v, vs, T, G, n0, hd, kstride, scale, KV_I8,         \
+                         mgk_fp32_kernels_for(PATH)->softmax);                                                    \
+    }                                                                                                             \
+    static const mgk_kv_kernels kv_##SUFFIX = {                                                                   \
+        store_f16_##SUFFIX, store_i8_##SUFFIX, load_f16_##SUFFIX, load_i8_##SUFFIX,                               \
+        rotate_back_f16_##SUFFIX, rotate_back_i8_##SUFFIX,                                                        \
+        attention_group_f16_##SUFFIX, attention_group_i8_##SUFFIX,                                                \
+        attention_block_f16_##SUFFIX, attention_block_i8_##SUFFIX,                                                \
+    };
+
+KV_INSTANCE(portable, , MGK_PATH_PORTABLE)
+
+#if defined(__x86_64__)
+KV_INSTANCE(avx2, T_AVX2, MGK_PATH_AVX2)
+
+// ---- AVX-512F/BW/VL ------------------------------------------------------------------------------
+// The store / load / re-rotation helpers are the generic loops compiled for AVX-512 (F16C is
+// implied); the attention kernels are explicit intrinsics.
+#define softmax512() mgk_fp32_kernels_for(MGK_PATH_AVX512)->softmax
+T_AVX512 static void store_f16_avx512(uint16_t *out, int stride, const float *x, int n) { store_f16_generic(out, stride, x, n); }
+T_AVX512 static float store_i8_avx512(int8_t *out, int stride, const float *x, int n) { return store_i8_generic(out, stride, x, n); }
+T_AVX512 static void load_f16_avx512(float *out, const uint16_t *x, int stride, int n) { load_f16_generic(out, x, stride, n); }
+T_AVX512 static void load_i8_avx512(float *out, const int8_t *x, int stride, float scale, int n) { load_i8_generic(out, x, stride, scale, n); }
+T_AVX512 static void rotate_back_f16_avx512(uint16_t *k, int kstride, int n, const float *cos, const float *sin, int hd) {
+    rotate_back_f16_generic(k, kstride, n, cos, sin, hd);
+}
+T_AVX512 static void rotate_back_i8_avx512(int8_t *k, float *ks, int kstride, int n, const float *cos, const float *sin, int hd) {
+    rotate_back_i8_generic(k, ks, kstride, n, cos, sin, hd);
+}
 
 // 16 cached elements at base[idx...] (masked) as floats.
-static inline __attribute__((always_inline)) __m512 kv_load(const void *base, size_t idx, __mmask16 m, const int dt) {
+T_AVX512 static inline __attribute__((always_inline)) __m512 kv_load_avx512(const void *base, size_t idx, __mmask16 m, const int dt) {
     if (dt == KV_F16) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)base + idx));
     return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, (const int8_t *)base + idx)));
 }
 
-static inline __mmask16 lanes(int left) {
+T_AVX512 static inline __mmask16 lanes_avx512(int left) {
     return left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
 }
 
 // fp32.c's attention_group with dequantizing loads: G (≤ 4) query heads share each K and V load.
-static inline __attribute__((always_inline)) void
-group_kv(float *out, float *p, int pstride, const float *q, const void *k, const float *ks, const void *v, const float *vs,
-         const int G, int n, int hd, int kstride, float scale, const int dt) {
+T_AVX512 static inline __attribute__((always_inline)) void
+group_kv_avx512(float *out, float *p, int pstride, const float *q, const void *k, const float *ks, const void *v, const float *vs,
+         const int G, int n, int hd, int kstride, float scale, const int dt, mgk_softmax_fn softmax) {
     const __m512 sc = _mm512_set1_ps(scale);
     for (int s = 0; s < n; s += 32) {  // 32 positions × G heads per pass
-        const __mmask16 m0 = lanes(n - s), m1 = lanes(n - s - 16);
+        const __mmask16 m0 = lanes_avx512(n - s), m1 = lanes_avx512(n - s - 16);
         __m512 a[4][2];
         for (int g = 0; g < G; g++) a[g][0] = a[g][1] = _mm512_setzero_ps();
         for (int i = 0; i < hd; i++) {
             const size_t row = (size_t)i * kstride + s;
-            const __m512 k0 = kv_load(k, row, m0, dt), k1 = kv_load(k, row + 16, m1, dt);
+            const __m512 k0 = kv_load_avx512(k, row, m0, dt), k1 = kv_load_avx512(k, row + 16, m1, dt);
             for (int g = 0; g < G; g++) {
                 const __m512 qi = _mm512_set1_ps(q[g * hd + i]);
                 a[g][0] = _mm512_fmadd_ps(qi, k0, a[g][0]);
@@ -122,16 +239,16 @@ group_kv(float *out, float *p, int pstride, const float *q, const void *k, const
             _mm512_mask_storeu_ps(p + (size_t)g * pstride + s + 16, m1, _mm512_mul_ps(a[g][1], f1));
         }
     }
-    for (int g = 0; g < G; g++) mgk_softmax_f32(p + (size_t)g * pstride, n);
+    for (int g = 0; g < G; g++) softmax(p + (size_t)g * pstride, n);
     for (int c = 0; c < hd; c += 16) {
-        const __mmask16 m = lanes(hd - c);
+        const __mmask16 m = lanes_avx512(hd - c);
         __m512 a[4][2];
         for (int g = 0; g < G; g++) a[g][0] = a[g][1] = _mm512_setzero_ps();
         for (int t = 0; t < n; t += 2) {
             const int two = t + 1 < n;
             const float w0 = dt == KV_I8 ? vs[t] : 1.0f, w1 = two ? (dt == KV_I8 ? vs[t + 1] : 1.0f) : 0.0f;
-            const __m512 v0 = kv_load(v, (size_t)t * hd + c, m, dt);
-            const __m512 v1 = two ? kv_load(v, (size_t)(t + 1) * hd + c, m, dt) : _mm512_setzero_ps();
+            const __m512 v0 = kv_load_avx512(v, (size_t)t * hd + c, m, dt);
+            const __m512 v1 = two ? kv_load_avx512(v, (size_t)(t + 1) * hd + c, m, dt) : _mm512_setzero_ps();
             for (int g = 0; g < G; g++) {
                 const float *pg = p + (size_t)g * pstride;
                 a[g][0] = _mm512_fmadd_ps(_mm512_set1_ps(pg[t] * w0), v0, a[g][0]);
@@ -142,38 +259,40 @@ group_kv(float *out, float *p, int pstride, const float *q, const void *k, const
     }
 }
 
-static void group_dispatch(float *out, float *p, int pstride, const float *q, const void *k, const float *ks, const void *v,
-                           const float *vs, int G, int n, int hd, int kstride, float scale, const int dt) {
+T_AVX512 static void group_dispatch_avx512(float *out, float *p, int pstride, const float *q, const void *k, const float *ks, const void *v,
+                           const float *vs, int G, int n, int hd, int kstride, float scale, const int dt,
+                                  mgk_softmax_fn softmax) {
     for (int g = 0; g < G; g += 4) {
         const int gg = G - g < 4 ? G - g : 4;
         float *o = out + (size_t)g * hd, *pg = p + (size_t)g * pstride;
         const float *qg = q + (size_t)g * hd;
         if (dt == KV_F16) {
             switch (gg) {
-            case 1: group_kv(o, pg, pstride, qg, k, ks, v, vs, 1, n, hd, kstride, scale, KV_F16); break;
-            case 2: group_kv(o, pg, pstride, qg, k, ks, v, vs, 2, n, hd, kstride, scale, KV_F16); break;
-            case 3: group_kv(o, pg, pstride, qg, k, ks, v, vs, 3, n, hd, kstride, scale, KV_F16); break;
-            default: group_kv(o, pg, pstride, qg, k, ks, v, vs, 4, n, hd, kstride, scale, KV_F16); break;
+            case 1: group_kv_avx512(o, pg, pstride, qg, k, ks, v, vs, 1, n, hd, kstride, scale, KV_F16, softmax); break;
+            case 2: group_kv_avx512(o, pg, pstride, qg, k, ks, v, vs, 2, n, hd, kstride, scale, KV_F16, softmax); break;
+            case 3: group_kv_avx512(o, pg, pstride, qg, k, ks, v, vs, 3, n, hd, kstride, scale, KV_F16, softmax); break;
+            default: group_kv_avx512(o, pg, pstride, qg, k, ks, v, vs, 4, n, hd, kstride, scale, KV_F16, softmax); break;
             }
         } else {
             switch (gg) {
-            case 1: group_kv(o, pg, pstride, qg, k, ks, v, vs, 1, n, hd, kstride, scale, KV_I8); break;
-            case 2: group_kv(o, pg, pstride, qg, k, ks, v, vs, 2, n, hd, kstride, scale, KV_I8); break;
-            case 3: group_kv(o, pg, pstride, qg, k, ks, v, vs, 3, n, hd, kstride, scale, KV_I8); break;
-            default: group_kv(o, pg, pstride, qg, k, ks, v, vs, 4, n, hd, kstride, scale, KV_I8); break;
+            case 1: group_kv_avx512(o, pg, pstride, qg, k, ks, v, vs, 1, n, hd, kstride, scale, KV_I8, softmax); break;
+            case 2: group_kv_avx512(o, pg, pstride, qg, k, ks, v, vs, 2, n, hd, kstride, scale, KV_I8, softmax); break;
+            case 3: group_kv_avx512(o, pg, pstride, qg, k, ks, v, vs, 3, n, hd, kstride, scale, KV_I8, softmax); break;
+            default: group_kv_avx512(o, pg, pstride, qg, k, ks, v, vs, 4, n, hd, kstride, scale, KV_I8, softmax); break;
             }
         }
     }
 }
 
 // fp32.c's mgk_attention_block_f32 with dequantizing loads.
-static inline __attribute__((always_inline)) void
-block_kv(float *out, int ldo, float *p, int pstride, const float *q, int ldq, const void *k, const float *ks,
-         const void *v, const float *vs, int T, int G, int n0, int hd, int kstride, float scale, const int dt) {
+T_AVX512 static inline __attribute__((always_inline)) void
+block_kv_avx512(float *out, int ldo, float *p, int pstride, const float *q, int ldq, const void *k, const float *ks,
+         const void *v, const float *vs, int T, int G, int n0, int hd, int kstride, float scale, const int dt,
+                mgk_softmax_fn softmax) {
     const int R = T * G, nmax = n0 + T;
     const __m512 sc = _mm512_set1_ps(scale);
     for (int s = 0; s < nmax; s += 32) {  // scores: 32 positions × 4 query rows per pass
-        const __mmask16 m0 = lanes(nmax - s), m1 = lanes(nmax - s - 16);
+        const __mmask16 m0 = lanes_avx512(nmax - s), m1 = lanes_avx512(nmax - s - 16);
         __m512 f0 = sc, f1 = sc;
         if (dt == KV_I8) { f0 = _mm512_mul_ps(sc, _mm512_maskz_loadu_ps(m0, ks + s)); f1 = _mm512_mul_ps(sc, _mm512_maskz_loadu_ps(m1, ks + s + 16)); }
         for (int r0 = 0; r0 < R; r0 += 4) {
@@ -187,7 +306,7 @@ block_kv(float *out, int ldo, float *p, int pstride, const float *q, int ldq, co
             for (int j = 0; j < 4; j++) a[j][0] = a[j][1] = _mm512_setzero_ps();
             for (int i = 0; i < hd; i++) {
                 const size_t row = (size_t)i * kstride + s;
-                const __m512 k0 = kv_load(k, row, m0, dt), k1 = kv_load(k, row + 16, m1, dt);
+                const __m512 k0 = kv_load_avx512(k, row, m0, dt), k1 = kv_load_avx512(k, row + 16, m1, dt);
                 for (int j = 0; j < 4; j++) {
                     const __m512 qi = _mm512_set1_ps(qr[j][i]);
                     a[j][0] = _mm512_fmadd_ps(qi, k0, a[j][0]);
@@ -204,7 +323,7 @@ block_kv(float *out, int ldo, float *p, int pstride, const float *q, int ldq, co
     for (int r = 0; r < R; r++) {  // causal: row (t, g) keeps n0 + t + 1 positions
         const int n = n0 + r / G + 1;
         float *pr = p + (size_t)r * pstride;
-        mgk_softmax_f32(pr, n);
+        softmax(pr, n);
         for (int s = n; s < nmax; s++) pr[s] = 0;
     }
     for (int r0 = 0; r0 < R; r0 += 4) {  // weighted sums: 4 query rows × 16 dims per pass
@@ -213,11 +332,11 @@ block_kv(float *out, int ldo, float *p, int pstride, const float *q, int ldq, co
         const float *pr[4];
         for (int j = 0; j < 4; j++) pr[j] = p + (size_t)(r0 + (j < nr ? j : 0)) * pstride;
         for (int c = 0; c < hd; c += 16) {
-            const __mmask16 m = lanes(hd - c);
+            const __mmask16 m = lanes_avx512(hd - c);
             __m512 a[4];
             for (int j = 0; j < 4; j++) a[j] = _mm512_setzero_ps();
             for (int t = 0; t < n; t++) {
-                const __m512 v0 = kv_load(v, (size_t)t * hd + c, m, dt);
+                const __m512 v0 = kv_load_avx512(v, (size_t)t * hd + c, m, dt);
                 const float w = dt == KV_I8 ? vs[t] : 1.0f;
                 for (int j = 0; j < 4; j++) a[j] = _mm512_fmadd_ps(_mm512_set1_ps(pr[j][t] * w), v0, a[j]);
             }
@@ -229,74 +348,76 @@ block_kv(float *out, int ldo, float *p, int pstride, const float *q, int ldq, co
     }
 }
 
-void mgk_attention_group_f16(float *out, float *p, int pstride, const float *q, const uint16_t *k, const uint16_t *v,
+T_AVX512 static void attention_group_f16_avx512(float *out, float *p, int pstride, const float *q, const uint16_t *k, const uint16_t *v,
                              int G, int n, int hd, int kstride, float scale) {
-    group_dispatch(out, p, pstride, q, k, NULL, v, NULL, G, n, hd, kstride, scale, KV_F16);
+    group_dispatch_avx512(out, p, pstride, q, k, NULL, v, NULL, G, n, hd, kstride, scale, KV_F16, softmax512());
 }
-void mgk_attention_group_i8(float *out, float *p, int pstride, const float *q, const int8_t *k, const float *ks,
+T_AVX512 static void attention_group_i8_avx512(float *out, float *p, int pstride, const float *q, const int8_t *k, const float *ks,
                             const int8_t *v, const float *vs, int G, int n, int hd, int kstride, float scale) {
-    group_dispatch(out, p, pstride, q, k, ks, v, vs, G, n, hd, kstride, scale, KV_I8);
+    group_dispatch_avx512(out, p, pstride, q, k, ks, v, vs, G, n, hd, kstride, scale, KV_I8, softmax512());
 }
-void mgk_attention_block_f16(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
+T_AVX512 static void attention_block_f16_avx512(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
                              const uint16_t *k, const uint16_t *v, int T, int G, int n0, int hd, int kstride, float scale) {
-    block_kv(out, ldo, p, pstride, q, ldq, k, NULL, v, NULL, T, G, n0, hd, kstride, scale, KV_F16);
+    block_kv_avx512(out, ldo, p, pstride, q, ldq, k, NULL, v, NULL, T, G, n0, hd, kstride, scale, KV_F16, softmax512());
 }
-void mgk_attention_block_i8(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
+T_AVX512 static void attention_block_i8_avx512(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
                             const int8_t *k, const float *ks, const int8_t *v, const float *vs,
                             int T, int G, int n0, int hd, int kstride, float scale) {
-    block_kv(out, ldo, p, pstride, q, ldq, k, ks, v, vs, T, G, n0, hd, kstride, scale, KV_I8);
+    block_kv_avx512(out, ldo, p, pstride, q, ldq, k, ks, v, vs, T, G, n0, hd, kstride, scale, KV_I8, softmax512());
 }
 
-#else  // portable C: the same contracts, plain loops.
-
-static inline float kv_get(const void *base, size_t idx, int dt) {
-    return dt == KV_F16 ? f16_to_f32(((const uint16_t *)base)[idx]) : (float)((const int8_t *)base)[idx];
-}
-
-// One query head over n positions; ks/vs are the INT8 scales (NULL for FP16).
-static void head_kv(float *out, float *p, const float *q, const void *k, const float *ks, const void *v, const float *vs,
-                    int n, int hd, int kstride, float scale, int dt) {
-    for (int s = 0; s < n; s++) {
-        float acc = 0;
-        for (int i = 0; i < hd; i++) acc += q[i] * kv_get(k, (size_t)i * kstride + s, dt);
-        p[s] = acc * scale * (dt == KV_I8 ? ks[s] : 1.0f);
-    }
-    mgk_softmax_f32(p, n);
-    for (int c = 0; c < hd; c++) out[c] = 0;
-    for (int s = 0; s < n; s++) {
-        const float w = p[s] * (dt == KV_I8 ? vs[s] : 1.0f);
-        for (int c = 0; c < hd; c++) out[c] += w * kv_get(v, (size_t)s * hd + c, dt);
-    }
-}
-
-static void block_kv(float *out, int ldo, float *p, int pstride, const float *q, int ldq, const void *k, const float *ks,
-                     const void *v, const float *vs, int T, int G, int n0, int hd, int kstride, float scale, int dt) {
-    for (int t = 0; t < T; t++)
-        for (int g = 0; g < G; g++) {
-            float *pr = p + (size_t)(t * G + g) * pstride;
-            const int n = n0 + t + 1;
-            head_kv(out + (size_t)t * ldo + (size_t)g * hd, pr, q + (size_t)t * ldq + (size_t)g * hd, k, ks, v, vs, n, hd, kstride, scale, dt);
-            for (int s = n; s < n0 + T; s++) pr[s] = 0;
-        }
-}
-
-void mgk_attention_group_f16(float *out, float *p, int pstride, const float *q, const uint16_t *k, const uint16_t *v,
-                             int G, int n, int hd, int kstride, float scale) {
-    for (int g = 0; g < G; g++)
-        head_kv(out + (size_t)g * hd, p + (size_t)g * pstride, q + (size_t)g * hd, k, NULL, v, NULL, n, hd, kstride, scale, KV_F16);
-}
-void mgk_attention_group_i8(float *out, float *p, int pstride, const float *q, const int8_t *k, const float *ks,
-                            const int8_t *v, const float *vs, int G, int n, int hd, int kstride, float scale) {
-    for (int g = 0; g < G; g++)
-        head_kv(out + (size_t)g * hd, p + (size_t)g * pstride, q + (size_t)g * hd, k, ks, v, vs, n, hd, kstride, scale, KV_I8);
-}
-void mgk_attention_block_f16(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
-                             const uint16_t *k, const uint16_t *v, int T, int G, int n0, int hd, int kstride, float scale) {
-    block_kv(out, ldo, p, pstride, q, ldq, k, NULL, v, NULL, T, G, n0, hd, kstride, scale, KV_F16);
-}
-void mgk_attention_block_i8(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
-                            const int8_t *k, const float *ks, const int8_t *v, const float *vs,
-                            int T, int G, int n0, int hd, int kstride, float scale) {
-    block_kv(out, ldo, p, pstride, q, ldq, k, ks, v, vs, T, G, n0, hd, kstride, scale, KV_I8);
-}
+static const mgk_kv_kernels kv_avx512 = {
+    store_f16_avx512, store_i8_avx512, load_f16_avx512, load_i8_avx512, rotate_back_f16_avx512, rotate_back_i8_avx512,
+    attention_group_f16_avx512, attention_group_i8_avx512, attention_block_f16_avx512, attention_block_i8_avx512,
+};
 #endif
+
+// ---- dispatch ------------------------------------------------------------------------------------
+
+const mgk_kv_kernels *mgk_kv_kernels_for(int path) {
+    if (path == MGK_PATH_AUTO) path = mgk_selected_path();
+    if (!mgk_path_supported(path)) return NULL;
+    switch (path) {
+#if defined(__x86_64__)
+    case MGK_PATH_AVX512: case MGK_PATH_VNNI: return &kv_avx512;
+    case MGK_PATH_AVX2: case MGK_PATH_AVXVNNI: return &kv_avx2;
+#endif
+    default: return &kv_portable;
+    }
+}
+
+static const mgk_kv_kernels *kv_selected;  // resolved once; every thread resolves the same table
+
+static inline const mgk_kv_kernels *kv(void) {
+    const mgk_kv_kernels *t = __atomic_load_n(&kv_selected, __ATOMIC_RELAXED);
+    if (!t) { t = mgk_kv_kernels_for(MGK_PATH_AUTO); __atomic_store_n(&kv_selected, t, __ATOMIC_RELAXED); }
+    return t;
+}
+
+void mgk_kv_store_f16(uint16_t *out, int stride, const float *x, int n) { kv()->store_f16(out, stride, x, n); }
+float mgk_kv_store_i8(int8_t *out, int stride, const float *x, int n) { return kv()->store_i8(out, stride, x, n); }
+void mgk_kv_load_f16(float *out, const uint16_t *x, int stride, int n) { kv()->load_f16(out, x, stride, n); }
+void mgk_kv_load_i8(float *out, const int8_t *x, int stride, float scale, int n) { kv()->load_i8(out, x, stride, scale, n); }
+void mgk_kv_rotate_back_f16(uint16_t *k, int kstride, int n, const float *cos, const float *sin, int hd) {
+    kv()->rotate_back_f16(k, kstride, n, cos, sin, hd);
+}
+void mgk_kv_rotate_back_i8(int8_t *k, float *ks, int kstride, int n, const float *cos, const float *sin, int hd) {
+    kv()->rotate_back_i8(k, ks, kstride, n, cos, sin, hd);
+}
+void mgk_attention_group_f16(float *out, float *p, int pstride, const float *q, const uint16_t *k, const uint16_t *v,
+                             int G, int n, int hd, int kstride, float scale) {
+    kv()->attention_group_f16(out, p, pstride, q, k, v, G, n, hd, kstride, scale);
+}
+void mgk_attention_group_i8(float *out, float *p, int pstride, const float *q, const int8_t *k, const float *ks,
+                            const int8_t *v, const float *vs, int G, int n, int hd, int kstride, float scale) {
+    kv()->attention_group_i8(out, p, pstride, q, k, ks, v, vs, G, n, hd, kstride, scale);
+}
+void mgk_attention_block_f16(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
+                             const uint16_t *k, const uint16_t *v, int T, int G, int n0, int hd, int kstride, float scale) {
+    kv()->attention_block_f16(out, ldo, p, pstride, q, ldq, k, v, T, G, n0, hd, kstride, scale);
+}
+void mgk_attention_block_i8(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
+                            const int8_t *k, const float *ks, const int8_t *v, const float *vs,
+                            int T, int G, int n0, int hd, int kstride, float scale) {
+    kv()->attention_block_i8(out, ldo, p, pstride, q, ldq, k, ks, v, vs, T, G, n0, hd, kstride, scale);
+}

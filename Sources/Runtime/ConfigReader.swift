@@ -41,22 +41,27 @@ final class ConfigReader {
     func fail(_ path: String, _ message: String) -> ConfigError { ConfigError(file: file, path: path, message: message) }
 
     /// The value at `path` ("a.b.c"), or nil when absent. Marks the path and its parents as known.
-    func value(_ path: String) -> JSONValue? {
+    /// A section on the way that is present but not an object (`"io": "tcp://…"`) is an error
+    /// naming that section — never read as "absent, use the defaults".
+    func value(_ path: String) throws -> JSONValue? {
         var parts = path.split(separator: ".").map(String.init)
         var node: JSONValue = .object(root)
         var prefix = ""
         while !parts.isEmpty {
             let k = parts.removeFirst()
+            guard case .object(let o) = node else {
+                throw fail(prefix, "expected an object (a section with keys such as \"\(k)\"), found \(node.kindDescription)")
+            }
             prefix = prefix.isEmpty ? k : prefix + "." + k
             consumed.insert(prefix)
-            guard case .object(let o) = node, let next = o[k] else { return nil }
+            guard let next = o[k] else { return nil }
             node = next
         }
         return node
     }
 
     func number(_ path: String, default d: Double? = nil, range: ClosedRange<Double>? = nil, integer: Bool = false) throws -> Double {
-        guard let v = value(path) else {
+        guard let v = try value(path) else {
             if let d { return d }
             throw fail(path, "missing required key (expected \(integer ? "an integer" : "a number")\(range.map { " in \($0.lowerBound)...\($0.upperBound)" } ?? ""))")
         }
@@ -70,7 +75,7 @@ final class ConfigReader {
 
     /// A number that may be absent (or JSON `null`): nil then.
     func optionalNumber(_ path: String, range: ClosedRange<Double>? = nil, integer: Bool = false) throws -> Double? {
-        guard let v = value(path) else { return nil }
+        guard let v = try value(path) else { return nil }
         if case .null = v { return nil }
         return try number(path, range: range, integer: integer)
     }
@@ -85,7 +90,7 @@ final class ConfigReader {
     }
 
     func bool(_ path: String, default d: Bool? = nil) throws -> Bool {
-        guard let v = value(path) else {
+        guard let v = try value(path) else {
             if let d { return d }
             throw fail(path, "missing required key (expected true or false)")
         }
@@ -94,7 +99,7 @@ final class ConfigReader {
     }
 
     func string(_ path: String, default d: String? = nil, oneOf choices: [String]? = nil) throws -> String {
-        guard let v = value(path) else {
+        guard let v = try value(path) else {
             if let d { return d }
             throw fail(path, "missing required key (expected a string\(choices.map { ": one of \($0.joined(separator: ", "))" } ?? ""))")
         }
@@ -106,7 +111,7 @@ final class ConfigReader {
     }
 
     func intArray(_ path: String, default d: [Int]) throws -> [Int] {
-        guard let v = value(path) else { return d }
+        guard let v = try value(path) else { return d }
         guard case .array(let a) = v else { throw fail(path, "expected an array of integers, found \(v.kindDescription)") }
         return try a.enumerated().map { i, e in
             guard case .number(let n) = e, n == n.rounded(), n >= 0, n < 4096 else {

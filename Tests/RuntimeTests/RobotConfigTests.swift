@@ -43,6 +43,30 @@ import Testing
         }
     }
 
+    /// A section (or nested object) of the wrong JSON type is an error naming it, never "absent,
+    /// use the defaults": `"io": "tcp://127.0.0.1:1"` used to pass --check-config.
+    @Test func everySectionRejectsAWrongJSONType() {
+        let sections: [(String, String)] = [
+            ("io", #""tcp://127.0.0.1:1""#), ("loop", "100"), ("model", "[]"), ("context", "true"),
+            ("controller", "null"), ("record", #""on""#), ("log", "1"),
+        ]
+        for (key, value) in sections {
+            var fields = ["model": #"{"path":"m"}"#, "context": #"{"instruction":"go"}"#, "loop": #"{"rate_hz":100}"#]
+            fields[key] = value
+            let json = "{" + fields.map { "\"\($0.key)\":\($0.value)" }.sorted().joined(separator: ",") + "}"
+            let e = error(json)
+            #expect(e.contains("/etc/robot.json: \(key): expected an object"), "\(json) → \(e)")
+        }
+        let nested: [(String, String, String)] = [
+            ("{\(base),\"io\":{\"topics\":\"intent\"}}", "io.topics", "a string \"intent\""),
+            ("{\(common),\"loop\":{\"rate_hz\":100,\"realtime\":[1]}}", "loop.realtime", "an array of 1"),
+        ]
+        for (json, path, found) in nested {
+            let e = error(json)
+            #expect(e.contains("\(path): expected an object") && e.contains(found), "\(e)")
+        }
+    }
+
     @Test func defaultsFillEverythingOptional() throws {
         let c = try RobotConfig.parse(data: Data("{\(base)}".utf8), file: "/x/robot.json")
         #expect(c.budgetMicros == 10_000)

@@ -12,6 +12,7 @@ that does not match the schema (docs/schemas/*.schema.json "required").
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 
@@ -42,6 +43,12 @@ def main():
     ap.add_argument("--json", action="store_true", help="print raw JSON lines instead of a summary")
     ap.add_argument("--quiet", action="store_true", help="print only the final counts")
     args = ap.parse_args()
+    # SIGTERM and SIGINT (a background job of a script has SIGINT ignored) both end the loop with
+    # the summary line, as Ctrl-C does.
+    def stop(*_):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 
     topics = [t for t in args.topics.split(",") if t]
     required = {t: required_keys(t) for t in topics}

@@ -44,4 +44,24 @@ void mgk_softmax_f32(float *x, int n);
 void mgk_swiglu_f32(float *g, const float *u, int n);
 /// e^x elementwise (the polynomial the vector kernels use), out may alias x.
 void mgk_exp_f32(float *out, const float *x, int n);
+
+/// One instruction set's instance of every kernel above (the functions above call the selected
+/// path's table; tests call each path's table directly and compare them).
+typedef struct mgk_fp32_kernels {
+    void (*matvec)(float *out, const float *wp, const float *x, int rows, int cols, int accumulate);
+    void (*matmul)(float *out, int ldo, const float *wp, const float *x, int ldx, int T, int rows, int cols, int accumulate);
+    void (*attention)(float *out, float *p, const float *q, const float *k, const float *v, int n, int hd, int kstride, float scale);
+    void (*attention_group)(float *out, float *p, int pstride, const float *q, const float *k, const float *v,
+                            int G, int n, int hd, int kstride, float scale);
+    void (*attention_block)(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
+                            const float *k, const float *v, int T, int G, int n0, int hd, int kstride, float scale);
+    void (*softmax)(float *x, int n);
+    void (*swiglu)(float *g, const float *u, int n);
+    void (*exp)(float *out, const float *x, int n);
+} mgk_fp32_kernels;
+
+/// The FP32 kernels of `path` (MGK_PATH_* of mgk_dispatch.h; AUTO = the selected path), or NULL
+/// when this CPU cannot run it. vnni/avx512 share the AVX-512 instance, avx2/avxvnni the AVX2 one,
+/// portable/neon/dotprod the generic C one.
+const mgk_fp32_kernels *mgk_fp32_kernels_for(int path);
 #endif

@@ -1,6 +1,7 @@
 #ifndef MGK_INT8_H
 #define MGK_INT8_H
 #include <stdint.h>
+#include "mgk_dispatch.h"
 // INT8 weight × FP32 activation kernels (int8.c), phases 5/6.
 //
 // Weights: symmetric per-output-row int8 q (|q| ≤ 127) with a float scale s_r, w ≈ q·s_r.
@@ -13,12 +14,15 @@
 // Panel layout: rows padded to 16, cols padded to 4 (cols4); panel b holds 16 rows as
 // groups of 4 columns: wp[((b·cols4/4 + k)·16 + i)·4 + j] = q[16b + i][4k + j].
 
-/// Kernel paths. MGK_I8_AUTO picks the best the CPU supports at run time.
-enum { MGK_I8_AUTO = 0, MGK_I8_PORTABLE = 1, MGK_I8_AVX2 = 2, MGK_I8_VNNI = 3 };
+// Weights must satisfy |q| ≤ 127 (never −128): the sign-trick and NEON paths rely on it to keep
+// their int16 pair sums below 32 767 (see int8.c). Activations may be any u8.
 
-/// Whether `path` can run on this CPU.
+/// Kernel paths: the MGK_PATH_* values of mgk_dispatch.h (older names kept for callers).
+enum { MGK_I8_AUTO = MGK_PATH_AUTO, MGK_I8_PORTABLE = MGK_PATH_PORTABLE, MGK_I8_AVX2 = MGK_PATH_AVX2, MGK_I8_VNNI = MGK_PATH_VNNI };
+
+/// Whether `path` can run on this CPU (= mgk_path_supported).
 int mgk_i8_path_supported(int path);
-/// The path MGK_I8_AUTO resolves to.
+/// The path MGK_I8_AUTO resolves to (= mgk_selected_path).
 int mgk_i8_best_path(void);
 
 /// Bytes a panel-packed (rows, cols) int8 matrix occupies (rows → 16s, cols → 4s).
@@ -27,9 +31,13 @@ long mgk_panel_i8_count(int rows, int cols);
 void mgk_pack_panel_i8(int8_t *wp, int32_t *bias, const int8_t *q, int rows, int cols);
 
 /// Quantizes x (n) to xu (npad ≥ n, padding = 128, i.e. zero): returns the scale s_x (0 if x = 0).
+/// xu[i] = clamp(round_half_even(x[i] · (127 / max|x|)), ±127) + 128 on every path, bit for bit
+/// (for finite x; a non-finite max gives all-zero output and scale 0).
 float mgk_quantize_activation(uint8_t *xu, const float *x, int n, int npad);
+/// mgk_quantize_activation on one path's quantizer (tests compare them with the scalar one).
+float mgk_quantize_activation_path(uint8_t *xu, const float *x, int n, int npad, int path);
 
-/// Raw int32 products acc (rows16) = Q · xq for one path (tests compare paths bit for bit).
+/// Raw int32 products acc (rows16; rows past `rows` hold the zero rows' sums, 0) = Q · xq for one path (tests compare paths bit for bit).
 void mgk_matvec_i8_acc(int32_t *acc, const int8_t *wp, const int32_t *bias, const uint8_t *xu,
                        int rows, int cols4, int path);
 

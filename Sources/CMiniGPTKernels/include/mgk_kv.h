@@ -41,4 +41,27 @@ void mgk_attention_block_f16(float *out, int ldo, float *p, int pstride, const f
 void mgk_attention_block_i8(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
                             const int8_t *k, const float *ks, const int8_t *v, const float *vs,
                             int T, int G, int n0, int hd, int kstride, float scale);
+
+/// One instruction set's instance of every kernel above (the functions above call the selected
+/// path's table; tests call each path's table and compare). Paths map as in mgk_fp32_kernels_for.
+typedef struct mgk_kv_kernels {
+    void (*store_f16)(uint16_t *out, int stride, const float *x, int n);
+    float (*store_i8)(int8_t *out, int stride, const float *x, int n);
+    void (*load_f16)(float *out, const uint16_t *x, int stride, int n);
+    void (*load_i8)(float *out, const int8_t *x, int stride, float scale, int n);
+    void (*rotate_back_f16)(uint16_t *k, int kstride, int n, const float *cos, const float *sin, int hd);
+    void (*rotate_back_i8)(int8_t *k, float *ks, int kstride, int n, const float *cos, const float *sin, int hd);
+    void (*attention_group_f16)(float *out, float *p, int pstride, const float *q, const uint16_t *k, const uint16_t *v,
+                                int G, int n, int hd, int kstride, float scale);
+    void (*attention_group_i8)(float *out, float *p, int pstride, const float *q, const int8_t *k, const float *ks,
+                               const int8_t *v, const float *vs, int G, int n, int hd, int kstride, float scale);
+    void (*attention_block_f16)(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
+                                const uint16_t *k, const uint16_t *v, int T, int G, int n0, int hd, int kstride, float scale);
+    void (*attention_block_i8)(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
+                               const int8_t *k, const float *ks, const int8_t *v, const float *vs,
+                               int T, int G, int n0, int hd, int kstride, float scale);
+} mgk_kv_kernels;
+
+/// The KV kernels of `path` (AUTO = the selected path), or NULL when this CPU cannot run it.
+const mgk_kv_kernels *mgk_kv_kernels_for(int path);
 #endif
