@@ -4,8 +4,9 @@ import Testing
 @testable import MiniGPT
 
 // The C kernels (Sources/CMiniGPTKernels) against their naive twins: FP32 panel products against
-// row-major loops, the AVX-512 softmax/SwiGLU against libm, every INT8 dispatch path against the
-// portable one (bit for bit), and batched prefill against step-by-step decoding.
+// row-major loops, the vector softmax/SwiGLU against libm, and every kernel path this CPU can run
+// (mgk_dispatch.h) against the portable one: INT8 sums and quantized activations bit for bit, FP32
+// and KV kernels within rounding (bounds in fp32.c); batched prefill against step-by-step decoding.
 
 /// `count` Gaussian floats from `rng`.
 func gaussians(_ count: Int, _ rng: inout RNG, scale: Float = 1) -> [Float] {
@@ -157,34 +158,44 @@ func packedF32(_ w: [Float], rows: Int, cols: Int) -> (PackedArena, PackedMatrix
         #expect(mgk_quantize_activation(&zu, [Float](repeating: 0, count: 8), 8, 8) == 0 && zu.allSatisfy { $0 == 128 })
     }
 
-    @Test("every INT8 dispatch path computes the portable path's integers, bit for bit")
+    /// Every kernel path this CPU can run (`MINIGPT_KERNELS` names), portable first.
+    static let paths: [Int32] = (Int32(MGK_PATH_PORTABLE)..<Int32(MGK_PATH_COUNT)).filter { mgk_path_supported($0) != 0 }
+    static func name(_ p: Int32) -> String { String(cString: mgk_path_name(p)) }
+
+    /// Seeded random shapes on top of the fixed ones: rows not a multiple of 16, cols not a multiple of 4, 16 or 32.
+    static func randomShapes(_ count: Int, seed: UInt64) -> [(Int, Int)] {
+        var rng = RNG(seed: seed)
+        return (0..<count).map { _ in (1 + Int(rng.next() % 300), 1 + Int(rng.next() % 400)) }
+    }
+
+    @Test("every INT8 dispatch path computes the portable path's integers, bit for bit (fixed and random shapes)")
     func int8PathsAgree() throws {
-        let paths = [Int32(MGK_I8_PORTABLE), Int32(MGK_I8_AVX2), Int32(MGK_I8_VNNI)]
-        let names = ["portable", "avx2", "vnni"]
-        let supported = paths.map { mgk_i8_path_supported($0) != 0 }
-        print("int8 paths supported: \(zip(names, supported).map { "\($0)=\($1)" }.joined(separator: " ")); auto = \(names[Int(mgk_i8_best_path()) - 1])")
-        #expect(supported[0])
+        let all = (Int32(MGK_PATH_PORTABLE)..<Int32(MGK_PATH_COUNT)).map { "\(Self.name($0))=\(mgk_path_supported($0) != 0)" }
+        print("kernel paths: \(all.joined(separator: " ")); selected = \(KernelPath.selected)")
+        #expect(Self.paths.first == Int32(MGK_PATH_PORTABLE))
         var rng = RNG(seed: 77)
-        for (rows, cols) in Self.shapes + [(80, 130)] {
+        for (rows, cols) in Self.shapes + [(80, 130), (33, 31), (15, 63), (48, 129)] + Self.randomShapes(12, seed: 78) {
             let q = QuantizedMatrix(quantizing: gaussians(rows * cols, &rng), rows: rows, cols: cols)
             let arena = PackedArena()
             let m = arena.packI8(q)
             let x = gaussians(cols, &rng, scale: 2)
             var xu = [UInt8](repeating: 0, count: m.cols4)
-            let xs = mgk_quantize_activation(&xu, x, Int32(cols), Int32(m.cols4))
+            let xs = mgk_quantize_activation_path(&xu, x, Int32(cols), Int32(m.cols4), Int32(MGK_PATH_PORTABLE))
             // The definition, in Swift: Σ_c q[r][c] · xq[c].
             let expected = (0..<rows).map { r in (0..<cols).reduce(Int32(0)) { $0 + Int32(q.values[r * cols + $1]) * (Int32(xu[$1]) - 128) } }
             let rows16 = (rows + 15) / 16 * 16
             var outs: [[Float]] = []
-            for (p, ok) in zip(paths, supported) where ok {
+            for p in Self.paths {
                 var acc = [Int32](repeating: -1, count: rows16)
                 mgk_matvec_i8_acc(&acc, m.i8, m.bias, xu, Int32(rows), Int32(m.cols4), p)
-                #expect(Array(acc[..<rows]) == expected, "\(names[Int(p) - 1]) \(rows)×\(cols): integer sums differ")
+                #expect(Array(acc[..<rows]) == expected, "\(Self.name(p)) \(rows)×\(cols): integer sums differ")
                 var out = [Float](repeating: 0.5, count: rows)
                 mgk_matvec_i8(&out, m.i8, m.scales, m.bias, xu, xs, Int32(rows), Int32(m.cols4), 1, p)
                 outs.append(out)
             }
-            for o in outs.dropFirst() { #expect(o.map(\.bitPattern) == outs[0].map(\.bitPattern), "\(rows)×\(cols): float epilogue differs between paths") }
+            for (o, p) in zip(outs, Self.paths).dropFirst() {
+                #expect(o.map(\.bitPattern) == outs[0].map(\.bitPattern), "\(Self.name(p)) \(rows)×\(cols): float epilogue differs from portable")
+            }
             // And the dequantized product is close to the FP32 product of the dequantized weights.
             var ref = [Float](repeating: 0.5, count: rows)
             matvecNaive(&ref, q.dequantized(), x, rows: rows, cols: cols, accumulate: true)
@@ -193,6 +204,185 @@ func packedF32(_ w: [Float], rows: Int, cols: Int) -> (PackedArena, PackedMatrix
             #expect(err <= bound, "\(rows)×\(cols): |int8 − fp32| \(err) above the rounding bound \(bound)")
             withExtendedLifetime(arena) {}
         }
+    }
+
+    @Test("the INT8 paths' int16 steps cannot saturate: ±127 weights against ±127 and −128 activations")
+    func int8Extremes() {
+        for (rows, cols) in [(16, 64), (33, 257), (5, 3)] {
+            for pattern in 0..<3 {
+                var rng = RNG(seed: UInt64(rows * 1000 + cols * 10 + pattern))
+                let values = (0..<(rows * cols)).map { _ in Int8(rng.next() % 2 == 0 ? 127 : -127) }
+                let q = QuantizedMatrix(values: values, scales: [Float](repeating: 1, count: rows), rows: rows, cols: cols)
+                let arena = PackedArena()
+                let m = arena.packI8(q)
+                // xu 255 / 1 (xq ±127), xu 0 (xq −128, outside the quantizer's range), or a mix.
+                let xu: [UInt8] = (0..<m.cols4).map { c in
+                    c >= cols ? 128 : pattern == 0 ? (rng.next() % 2 == 0 ? 255 : 1) : pattern == 1 ? 0 : [0, 1, 255][Int(rng.next() % 3)]
+                }
+                let expected = (0..<rows).map { r in (0..<cols).reduce(Int32(0)) { $0 + Int32(values[r * cols + $1]) * (Int32(xu[$1]) - 128) } }
+                for p in Self.paths {
+                    var acc = [Int32](repeating: -1, count: (rows + 15) / 16 * 16)
+                    mgk_matvec_i8_acc(&acc, m.i8, m.bias, xu, Int32(rows), Int32(m.cols4), p)
+                    #expect(Array(acc[..<rows]) == expected, "\(Self.name(p)) \(rows)×\(cols) pattern \(pattern)")
+                }
+                withExtendedLifetime(arena) {}
+            }
+        }
+    }
+
+    @Test("every path's activation quantizer equals the scalar one bit for bit (random, ties, zeros)",
+          arguments: [1, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 100, 128, 257])
+    func quantizerPathsAgree(n: Int) {
+        var rng = RNG(seed: UInt64(40 + n))
+        let npad = (n + 3) / 4 * 4 + 4
+        // Ties: amax = 127 makes inv = 1, so halves round to even on every path or on none.
+        let ties = (0..<n).map { i in i == 0 ? Float(127) : Float(Int(rng.next() % 255) - 127) + (rng.next() % 2 == 0 ? 0.5 : 0) }
+        for x in [gaussians(n, &rng, scale: 3), ties, [Float](repeating: 0, count: n), gaussians(n, &rng, scale: 1e-30)] {
+            var ref = [UInt8](repeating: 7, count: npad)
+            let s0 = mgk_quantize_activation_path(&ref, x, Int32(n), Int32(npad), Int32(MGK_PATH_PORTABLE))
+            for p in Self.paths.dropFirst() {
+                var xu = [UInt8](repeating: 7, count: npad)
+                let s = mgk_quantize_activation_path(&xu, x, Int32(n), Int32(npad), p)
+                #expect(s.bitPattern == s0.bitPattern && xu == ref, "\(Self.name(p)) n=\(n): quantized bytes differ from scalar")
+            }
+        }
+    }
+
+    @Test("every path's FP32 kernels agree with the portable ones within rounding")
+    func fp32PathsAgree() throws {
+        let portable = try #require(mgk_fp32_kernels_for(Int32(MGK_PATH_PORTABLE))).pointee
+        var rng = RNG(seed: 501)
+        for p in Self.paths.dropFirst() {
+            let k = try #require(mgk_fp32_kernels_for(p)).pointee
+            let tag = Self.name(p)
+            for (rows, cols) in Self.shapes + Self.randomShapes(6, seed: 502) {
+                let w = gaussians(rows * cols, &rng), (arena, m) = packedF32(w, rows: rows, cols: cols)
+                for accumulate: Int32 in [0, 1] {
+                    let T = 5, (ldx, ldo) = (cols + 3, rows + 2)
+                    let x = gaussians(T * ldx, &rng), base = gaussians(T * ldo, &rng) + [7, 7]
+                    var a = base, b = base
+                    k.matvec!(&a, m.f32, x, Int32(rows), Int32(cols), accumulate)
+                    portable.matvec!(&b, m.f32, x, Int32(rows), Int32(cols), accumulate)
+                    #expect(maxDiff(a, b) <= 1e-4 * Float(cols).squareRoot(), "\(tag) matvec \(rows)×\(cols): \(maxDiff(a, b))")
+                    #expect(Array(a[rows...]) == Array(base[rows...]), "\(tag) matvec \(rows)×\(cols) wrote past the output")
+                    a = base; b = base
+                    k.matmul!(&a, Int32(ldo), m.f32, x, Int32(ldx), Int32(T), Int32(rows), Int32(cols), accumulate)
+                    portable.matmul!(&b, Int32(ldo), m.f32, x, Int32(ldx), Int32(T), Int32(rows), Int32(cols), accumulate)
+                    #expect(maxDiff(a, b) <= 1e-4 * Float(cols).squareRoot(), "\(tag) matmul \(rows)×\(cols): \(maxDiff(a, b))")
+                    for t in 0..<T { #expect(Array(a[(t * ldo + rows)..<((t + 1) * ldo)]) == Array(base[(t * ldo + rows)..<((t + 1) * ldo)]), "\(tag) matmul row padding") }
+                }
+                withExtendedLifetime(arena) {}
+            }
+            for n in [1, 5, 7, 8, 9, 15, 16, 17, 64, 257] {
+                let x = gaussians(n, &rng, scale: 6), u = gaussians(n, &rng)
+                var a = x, b = x
+                k.softmax!(&a, Int32(n)); portable.softmax!(&b, Int32(n))
+                #expect(maxRelDiff(a, b, floor: 1e-30) <= 2e-6, "\(tag) softmax n=\(n): \(maxRelDiff(a, b, floor: 1e-30))")
+                a = x; b = x
+                k.swiglu!(&a, u, Int32(n)); portable.swiglu!(&b, u, Int32(n))
+                #expect(maxRelDiff(a, b, floor: 1e-3) <= 2e-6, "\(tag) swiglu n=\(n)")
+                k.exp!(&a, x, Int32(n)); portable.exp!(&b, x, Int32(n))
+                #expect(maxRelDiff(a, b, floor: 1e-30) <= 2e-6, "\(tag) exp n=\(n)")
+            }
+            for (n, hd, G) in [(1, 32, 2), (17, 16, 1), (63, 32, 4), (130, 8, 3), (200, 32, 6)] {
+                let stride = n + 3, scale = 1 / Float(hd).squareRoot()
+                let q = gaussians(G * hd, &rng), kk = gaussians(hd * stride, &rng), v = gaussians(n * hd, &rng)
+                var oa = [Float](repeating: 9, count: G * hd), pa = [Float](repeating: 0, count: G * stride), ob = oa, pb = pa
+                k.attention_group!(&oa, &pa, Int32(stride), q, kk, v, Int32(G), Int32(n), Int32(hd), Int32(stride), scale)
+                portable.attention_group!(&ob, &pb, Int32(stride), q, kk, v, Int32(G), Int32(n), Int32(hd), Int32(stride), scale)
+                #expect(maxDiff(oa, ob) <= 1e-5 && maxDiff(pa, pb) <= 1e-5, "\(tag) attention group n=\(n) hd=\(hd) G=\(G)")
+                k.attention!(&oa, &pa, q, kk, v, Int32(n), Int32(hd), Int32(stride), scale)
+                portable.attention!(&ob, &pb, q, kk, v, Int32(n), Int32(hd), Int32(stride), scale)
+                #expect(maxDiff(oa, ob) <= 1e-5 && maxDiff(pa, pb) <= 1e-5, "\(tag) attention n=\(n) hd=\(hd)")
+                // Causal block: T tokens after n0 = n − T cached.
+                let T = min(n, 5), n0 = n - T, ldq = G * hd + 3, ldo = G * hd + 1
+                let qb = gaussians(T * ldq, &rng)
+                var ba = [Float](repeating: 9, count: T * ldo), bpa = [Float](repeating: 1, count: T * G * stride), bb = ba, bpb = bpa
+                k.attention_block!(&ba, Int32(ldo), &bpa, Int32(stride), qb, Int32(ldq), kk, v, Int32(T), Int32(G), Int32(n0), Int32(hd), Int32(stride), scale)
+                portable.attention_block!(&bb, Int32(ldo), &bpb, Int32(stride), qb, Int32(ldq), kk, v, Int32(T), Int32(G), Int32(n0), Int32(hd), Int32(stride), scale)
+                #expect(maxDiff(ba, bb) <= 1e-5 && maxDiff(bpa, bpb) <= 1e-5, "\(tag) attention block T=\(T) n0=\(n0) hd=\(hd) G=\(G)")
+            }
+        }
+    }
+
+    @Test("every path's KV-cache kernels agree with the portable ones (stores bit for bit, attention within rounding)")
+    func kvPathsAgree() throws {
+        let portable = try #require(mgk_kv_kernels_for(Int32(MGK_PATH_PORTABLE))).pointee
+        var rng = RNG(seed: 601)
+        for p in Self.paths.dropFirst() {
+            let k = try #require(mgk_kv_kernels_for(p)).pointee
+            let tag = Self.name(p)
+            for (n, hd, G) in [(1, 32, 2), (17, 16, 1), (63, 32, 4), (127, 32, 2), (130, 8, 3)] {
+                let stride = n + 5, scale = 1 / Float(hd).squareRoot()
+                let keys = gaussians(hd * n, &rng, scale: 2), values = gaussians(n * hd, &rng, scale: 2)
+                // Store position by position (keys transposed), as the cache does, on both paths.
+                var k16a = [UInt16](repeating: 0, count: hd * stride), k16b = k16a, v16a = [UInt16](repeating: 0, count: n * hd), v16b = v16a
+                var k8a = [Int8](repeating: 0, count: hd * stride), k8b = k8a, v8a = [Int8](repeating: 0, count: n * hd), v8b = v8a
+                var ksa = [Float](repeating: 0, count: n), ksb = ksa, vsa = ksa, vsb = ksa
+                for s in 0..<n {
+                    let kc = (0..<hd).map { keys[$0 * n + s] }, vr = Array(values[(s * hd)..<((s + 1) * hd)])
+                    k16a.withUnsafeMutableBufferPointer { k.store_f16!($0.baseAddress! + s, Int32(stride), kc, Int32(hd)) }
+                    k16b.withUnsafeMutableBufferPointer { portable.store_f16!($0.baseAddress! + s, Int32(stride), kc, Int32(hd)) }
+                    v16a.withUnsafeMutableBufferPointer { k.store_f16!($0.baseAddress! + s * hd, 1, vr, Int32(hd)) }
+                    v16b.withUnsafeMutableBufferPointer { portable.store_f16!($0.baseAddress! + s * hd, 1, vr, Int32(hd)) }
+                    ksa[s] = k8a.withUnsafeMutableBufferPointer { k.store_i8!($0.baseAddress! + s, Int32(stride), kc, Int32(hd)) }
+                    ksb[s] = k8b.withUnsafeMutableBufferPointer { portable.store_i8!($0.baseAddress! + s, Int32(stride), kc, Int32(hd)) }
+                    vsa[s] = v8a.withUnsafeMutableBufferPointer { k.store_i8!($0.baseAddress! + s * hd, 1, vr, Int32(hd)) }
+                    vsb[s] = v8b.withUnsafeMutableBufferPointer { portable.store_i8!($0.baseAddress! + s * hd, 1, vr, Int32(hd)) }
+                }
+                #expect(k16a == k16b && v16a == v16b, "\(tag) FP16 store bits differ")
+                #expect(k8a == k8b && v8a == v8b && ksa.map(\.bitPattern) == ksb.map(\.bitPattern), "\(tag) INT8 store differs")
+                var la = [Float](repeating: 0, count: hd), lb = la
+                k.load_f16!(&la, k16a, Int32(stride), Int32(hd)); portable.load_f16!(&lb, k16a, Int32(stride), Int32(hd))
+                #expect(la.map(\.bitPattern) == lb.map(\.bitPattern), "\(tag) FP16 load")
+                k.load_i8!(&la, k8a, Int32(stride), ksa[0], Int32(hd)); portable.load_i8!(&lb, k8a, Int32(stride), ksa[0], Int32(hd))
+                #expect(la.map(\.bitPattern) == lb.map(\.bitPattern), "\(tag) INT8 load")
+                let q = gaussians(G * hd, &rng)
+                var oa = [Float](repeating: 9, count: G * hd), pa = [Float](repeating: 0, count: G * stride), ob = oa, pb = pa
+                k.attention_group_f16!(&oa, &pa, Int32(stride), q, k16a, v16a, Int32(G), Int32(n), Int32(hd), Int32(stride), scale)
+                portable.attention_group_f16!(&ob, &pb, Int32(stride), q, k16a, v16a, Int32(G), Int32(n), Int32(hd), Int32(stride), scale)
+                #expect(maxDiff(oa, ob) <= 1e-5 && maxDiff(pa, pb) <= 1e-5, "\(tag) FP16 group n=\(n) hd=\(hd) G=\(G): \(maxDiff(oa, ob))")
+                k.attention_group_i8!(&oa, &pa, Int32(stride), q, k8a, ksa, v8a, vsa, Int32(G), Int32(n), Int32(hd), Int32(stride), scale)
+                portable.attention_group_i8!(&ob, &pb, Int32(stride), q, k8a, ksa, v8a, vsa, Int32(G), Int32(n), Int32(hd), Int32(stride), scale)
+                #expect(maxDiff(oa, ob) <= 1e-5 && maxDiff(pa, pb) <= 1e-5, "\(tag) INT8 group n=\(n) hd=\(hd) G=\(G): \(maxDiff(oa, ob))")
+                let T = min(n, 4), n0 = n - T, ldq = G * hd + 3, ldo = G * hd + 1
+                let qb = gaussians(T * ldq, &rng)
+                var ba = [Float](repeating: 9, count: T * ldo), bpa = [Float](repeating: 1, count: T * G * stride), bb = ba, bpb = bpa
+                k.attention_block_i8!(&ba, Int32(ldo), &bpa, Int32(stride), qb, Int32(ldq), k8a, ksa, v8a, vsa, Int32(T), Int32(G), Int32(n0), Int32(hd), Int32(stride), scale)
+                portable.attention_block_i8!(&bb, Int32(ldo), &bpb, Int32(stride), qb, Int32(ldq), k8a, ksa, v8a, vsa, Int32(T), Int32(G), Int32(n0), Int32(hd), Int32(stride), scale)
+                #expect(maxDiff(ba, bb) <= 1e-5 && maxDiff(bpa, bpb) <= 1e-5, "\(tag) INT8 block T=\(T) n0=\(n0)")
+                k.attention_block_f16!(&ba, Int32(ldo), &bpa, Int32(stride), qb, Int32(ldq), k16a, v16a, Int32(T), Int32(G), Int32(n0), Int32(hd), Int32(stride), scale)
+                portable.attention_block_f16!(&bb, Int32(ldo), &bpb, Int32(stride), qb, Int32(ldq), k16a, v16a, Int32(T), Int32(G), Int32(n0), Int32(hd), Int32(stride), scale)
+                #expect(maxDiff(ba, bb) <= 1e-5 && maxDiff(bpa, bpb) <= 1e-5, "\(tag) FP16 block T=\(T) n0=\(n0)")
+                // Re-rotation (eviction) on both paths from the same cache.
+                let half = hd / 2
+                let cs = (0..<half).map { Foundation.cos(Float($0) * 0.3) }, sn = (0..<half).map { Foundation.sin(Float($0) * 0.3) }
+                var ra = k16a, rb = k16a
+                k.rotate_back_f16!(&ra, Int32(stride), Int32(n), cs, sn, Int32(hd)); portable.rotate_back_f16!(&rb, Int32(stride), Int32(n), cs, sn, Int32(hd))
+                #expect(ra == rb, "\(tag) FP16 re-rotation bits differ")
+                var r8a = k8a, r8b = k8a, rsa = ksa, rsb = ksa
+                k.rotate_back_i8!(&r8a, &rsa, Int32(stride), Int32(n), cs, sn, Int32(hd)); portable.rotate_back_i8!(&r8b, &rsb, Int32(stride), Int32(n), cs, sn, Int32(hd))
+                #expect(r8a == r8b && rsa.map(\.bitPattern) == rsb.map(\.bitPattern), "\(tag) INT8 re-rotation differs")
+            }
+        }
+    }
+
+    @Test("MINIGPT_KERNELS values: names, auto, and refusals that name the variable, the value and the supported paths")
+    func kernelSelection() {
+        #expect(mgk_kernels_parse(nil, nil, 0) == mgk_best_path())
+        #expect(mgk_kernels_parse("auto", nil, 0) == mgk_best_path())
+        for p in Self.paths { #expect(mgk_kernels_parse(mgk_path_name(p), nil, 0) == p) }
+        var err = [CChar](repeating: 0, count: 256)
+        #expect(mgk_kernels_parse("avx3", &err, Int32(err.count)) == -1)
+        let message = text(err)
+        #expect(message.hasPrefix("MINIGPT_KERNELS=avx3: unknown") && message.contains(KernelPath.supported.joined(separator: ",")), "\(message)")
+        let lacking = (Int32(MGK_PATH_PORTABLE)..<Int32(MGK_PATH_COUNT)).filter { mgk_path_supported($0) == 0 }
+        for p in lacking {
+            #expect(mgk_kernels_parse(mgk_path_name(p), &err, Int32(err.count)) == -1)
+            #expect(text(err).contains("MINIGPT_KERNELS=\(Self.name(p)): this CPU lacks"), "\(text(err))")
+            #expect(mgk_fp32_kernels_for(p) == nil && mgk_kv_kernels_for(p) == nil)
+        }
+        #expect(KernelPath.supported.last == "portable" && KernelPath.supported.contains(KernelPath.selected))
     }
 
     @Test("batched INT8 matmul equals one INT8 matvec per token, bit for bit, on every path", arguments: [1, 4, 12, 13])
@@ -207,8 +397,9 @@ func packedF32(_ w: [Float], rows: Int, cols: Int) -> (PackedArena, PackedMatrix
             for t in 0..<T { xs[t] = mgk_quantize_activation(u.baseAddress! + t * m.cols4, xp.baseAddress! + t * cols, Int32(cols), Int32(m.cols4)) }
         } }
         let ldo = rows + 2
-        for p in [Int32(MGK_I8_PORTABLE), Int32(MGK_I8_AVX2), Int32(MGK_I8_VNNI)] where mgk_i8_path_supported(p) != 0 {
-            let base = gaussians(T * ldo, &rng)
+        var first: [Float]?
+        let base = gaussians(T * ldo, &rng)
+        for p in Self.paths {
             var batched = base, single = base
             mgk_matmul_i8(&batched, Int32(ldo), m.i8, m.scales, m.bias, xu, xs, Int32(T), Int32(rows), Int32(m.cols4), 1, p)
             for t in 0..<T {
@@ -216,11 +407,20 @@ func packedF32(_ w: [Float], rows: Int, cols: Int) -> (PackedArena, PackedMatrix
                     mgk_matvec_i8(o.baseAddress! + t * ldo, m.i8, m.scales, m.bias, u.baseAddress! + t * m.cols4, xs[t], Int32(rows), Int32(m.cols4), 1, p)
                 } }
             }
-            #expect(batched.map(\.bitPattern) == single.map(\.bitPattern), "path \(p), T=\(T)")
+            #expect(batched.map(\.bitPattern) == single.map(\.bitPattern), "path \(Self.name(p)), T=\(T)")
+            if let first { #expect(batched.map(\.bitPattern) == first.map(\.bitPattern), "path \(Self.name(p)) differs from portable, T=\(T)") }
+            first = first ?? batched
         }
         withExtendedLifetime(arena) {}
     }
 }
+
+/// A NUL-terminated C buffer as a String.
+func text(_ buffer: [CChar]) -> String { String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
+/// max |a − b|.
+func maxDiff(_ a: [Float], _ b: [Float]) -> Float { zip(a, b).map { abs($0 - $1) }.max() ?? 0 }
+/// max |a − b| / max(|b|, floor).
+func maxRelDiff(_ a: [Float], _ b: [Float], floor: Float) -> Float { zip(a, b).map { abs($0 - $1) / max(abs($1), floor) }.max() ?? 0 }
 
 @Suite struct PrefillTests {
     /// Batched prefill against step-by-step decoding on the same model, from a non-empty cache.

@@ -109,7 +109,7 @@ import Testing
         #expect(received >= 80 && received <= 100, "\(sub.stdout) \(sub.stderr)")  // a few may precede the subscription
         #expect(s["last_seq"] == "99")
         #expect(s["monotonic"] == "1")
-        #expect(s["v"] == "1")
+        #expect(s["v"] == "2")
         #expect(s["beams"] == "16")
         #expect(s["invalid"] == "0", "frames violate docs/schemas/obs.schema.json: \(sub.stderr)")
         try? FileManager.default.removeItem(atPath: "/tmp/mgpt-sim-test-\(tag)-obs")

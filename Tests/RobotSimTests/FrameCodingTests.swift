@@ -17,7 +17,7 @@ import Observation
     }
 
     @Test func wrongVersionIsRejected() throws {
-        var text = String(decoding: try makeFrame().jsonData(), as: UTF8.self)
+        let text = String(decoding: try makeFrame().jsonData(), as: UTF8.self)
         for old in ["1", "3"] {
             let bad = text.replacingOccurrences(of: "\"v\":2", with: "\"v\":" + old)
             do {

@@ -24,8 +24,8 @@ import Observation
             if route.distance == 0 { sawArrived = true }
             if world.tick % scenario.decisionEvery == 0 {
                 intent = expert.decide(world)
-                if case .turnLeft = intent { turns += 1; if route.bearing > 0 { turnsTowards += 1 } }
-                if case .turnRight = intent { turns += 1; if route.bearing < 0 { turnsTowards += 1 } }
+                if intent.kind == .turnLeft { turns += 1; if route.bearing > 0 { turnsTowards += 1 } }
+                if intent.kind == .turnRight { turns += 1; if route.bearing < 0 { turnsTowards += 1 } }
                 if intent == .done { break }
             }
             world.step(intent)

@@ -68,7 +68,7 @@ import Observation
         #expect(jump > 0.3)
         // Frames carry no fault flag: the keys are the schema's, nothing more.
         let obj = try #require(try JSONSerialization.jsonObject(with: frames[15].jsonData()) as? [String: Any])
-        #expect(obj.count == 9)
+        #expect(obj.count == 10)
     }
 
     @Test func moversShuttleAndBackOffFromTheRobot() {

@@ -125,7 +125,8 @@ let errorCases: [ErrorCase] = [
     ErrorCase("{\"v\":2", .syntax, "", offset: 6),                                      // cut short
     ErrorCase(replaced("\"v\":2", "\"v\":1"), .wrongVersion, "v", at: "1,"),         // v1: no route
     ErrorCase(replaced("\"v\":2", "\"v\":3"), .wrongVersion, "v", at: "3,"),
-    ErrorCase(replaced(",\"route\":{\"bearing\":-0.5,\"distance\":2.25}", ""), .missingKey, "route", offset: baseJSON.utf8.count - 2),
+    ErrorCase(replaced(",\"route\":{\"bearing\":-0.5,\"distance\":2.25}", ""), .missingKey, "route",
+              offset: replaced(",\"route\":{\"bearing\":-0.5,\"distance\":2.25}", "").utf8.count - 1),   // the closing brace
     ErrorCase(replaced("\"bearing\":-0.5,", ""), .missingKey, "route.bearing", at: "},\"battery\""),
     ErrorCase(replaced("\"distance\":2.25", "\"distance\":\"far\""), .wrongType, "route.distance", at: "\"far\""),
     ErrorCase(replaced("{\"bearing\":-0.5,\"distance\":2.25}", "[]"), .wrongType, "route", at: "[]"),
