@@ -16,16 +16,21 @@ public struct EpisodeResult: Sendable, Equatable {
     public var faultTicks = 0
     /// Metres travelled by the robot's centre.
     public var pathLength = 0.0
-    /// Length (m) of the planner's first path from the start to the goal region: the shortest-path
-    /// reference of SPL (Anderson et al. 2018); the straight distance to the goal region when the
-    /// first plan found none.
-    public var plannedLength = 0.0
+    /// Length (m) of the shortest path from the start to the success region
+    /// (`RoutePlanner.shortestPathLength`): ℓ of SPL (Anderson et al. 2018); the straight distance
+    /// to the success region when there is none.
+    public var shortestLength = 0.0
 
-    /// Success weighted by path length for this episode: `plannedLength / max(pathLength,
-    /// plannedLength)` when the goal was reached, else 0.
+    /// Success weighted by path length for this episode: `shortestLength / max(pathLength,
+    /// shortestLength)` when the goal was reached, else 0.
     public var spl: Double {
         guard goalReached else { return 0 }
-        return plannedLength / max(pathLength, plannedLength, 1e-9)
+        return shortestLength / max(pathLength, shortestLength, 1e-9)
+    }
+
+    /// ℓ of SPL for the world at its start.
+    public static func shortestLength(_ world: World) -> Double {
+        RoutePlanner.shortestPathLength(world) ?? max(0, world.distanceToTarget - RobotParams.reachDistance)
     }
 
     /// An empty result.
@@ -84,9 +89,9 @@ public enum Episode {
         var rec = EpisodeRecord(seed: scenario.seed, family: scenario.family, instruction: world.instruction,
                                 decisions: [], result: EpisodeResult())
         var intent = Intent.stop
+        rec.result.shortestLength = EpisodeResult.shortestLength(world)
         while world.tick < scenario.maxTicks {
             let frame = world.sense()
-            if world.tick == 0 { rec.result.plannedLength = world.plannedLength }
             if world.tick % scenario.decisionEvery == 0 {
                 intent = expert.decide(world)
                 trace?(world, intent)

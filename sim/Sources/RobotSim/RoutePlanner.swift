@@ -101,6 +101,22 @@ public struct RoutePlanner: Sendable {
     /// movers where they are now. Fills `path` and returns true on success.
     @discardableResult
     public mutating func plan(_ world: World) -> Bool {
+        plan(world, goalDistance: Self.goalDistance, clearanceCost: true, avoidMovers: true)
+    }
+
+    /// The shortest path's length (m) from the robot to where the task counts as reached (within
+    /// `RobotParams.reachDistance` of the target), on this grid (8-connected, so up to ~8 % over the
+    /// Euclidean geodesic) around the static geometry with the robot's clearance and no extra
+    /// clearance cost: ℓ of SPL (Anderson et al. 2018). nil when there is no such path.
+    public static func shortestPathLength(_ world: World) -> Double? {
+        var planner = RoutePlanner(world: world)
+        guard planner.plan(world, goalDistance: RobotParams.reachDistance, clearanceCost: false, avoidMovers: false) else { return nil }
+        var total = 0.0
+        for k in 1..<max(planner.path.count, 1) { total += (planner.path[k] - planner.path[k - 1]).length }
+        return total
+    }
+
+    private mutating func plan(_ world: World, goalDistance: Double, clearanceCost: Bool, avoidMovers: Bool) -> Bool {
         let nx = grid.nx, ny = grid.ny, cs = grid.cellSize
         for k in g.indices { g[k] = .infinity; parent[k] = -1; closed[k] = false }
         heap.removeAll(keepingCapacity: true)
@@ -108,9 +124,10 @@ public struct RoutePlanner: Sendable {
         let start = grid.cell(of: world.position)
         let s = start.j * nx + start.i
         func h(_ i: Int, _ j: Int) -> Float {
-            Float(max(0, (grid.center(i, j) - goal).length - Self.goalDistance))
+            Float(max(0, (grid.center(i, j) - goal).length - goalDistance))
         }
         func blockedByMover(_ p: Vec2) -> Bool {
+            guard avoidMovers else { return false }
             for m in world.movers where (m.position - p).length < m.radius + RobotParams.radius + 0.12 { return true }
             return false
         }
@@ -122,7 +139,7 @@ public struct RoutePlanner: Sendable {
             if closed[c] { continue }
             closed[c] = true
             let ci = c % nx, cj = c / nx
-            if (grid.center(ci, cj) - goal).length <= Self.goalDistance { found = c; break }
+            if (grid.center(ci, cj) - goal).length <= goalDistance { found = c; break }
             for dj in -1...1 {
                 for di in -1...1 where di != 0 || dj != 0 {
                     let ni = ci + di, nj = cj + dj
@@ -135,7 +152,7 @@ public struct RoutePlanner: Sendable {
                         && (clear < 0.1 || (grid.center(ni, nj) - world.position).length > 0.3) { continue }
                     if blockedByMover(grid.center(ni, nj)) { continue }
                     let len = Float((di != 0 && dj != 0) ? cs * 1.41421356 : cs)
-                    let penalty = clear < Self.softClearance ? 4 * (Self.softClearance - clear) / Self.softClearance : 0
+                    let penalty = clearanceCost && clear < Self.softClearance ? 4 * (Self.softClearance - clear) / Self.softClearance : 0
                     let ng = g[c] + len * (1 + penalty)
                     if ng < g[n] {
                         g[n] = ng; parent[n] = Int32(c)

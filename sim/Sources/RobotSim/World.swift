@@ -81,15 +81,6 @@ public struct World: Sendable {
     public private(set) var route: Route?
     /// The planner's path at the last plan (world points, robot first; empty without a path).
     public var plannedPath: [Vec2] { planner?.path ?? [] }
-    /// Length (m) of `plannedPath`; the straight distance to the planner's goal region when
-    /// there is no path.
-    public var plannedLength: Double {
-        let path = plannedPath
-        guard path.count > 1 else { return max(0, distanceToTarget - RoutePlanner.goalDistance) }
-        var total = 0.0
-        for k in 1..<path.count { total += (path[k] - path[k - 1]).length }
-        return total
-    }
     /// Plans that found no path so far.
     public var planFailures: Int { planner?.failures ?? 0 }
 

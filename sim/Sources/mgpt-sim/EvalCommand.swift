@@ -8,8 +8,10 @@ import RobotSim
 ///
 /// SPL (success weighted by path length, Anderson et al. 2018, "On Evaluation of Embodied
 /// Navigation Agents"): the mean over episodes of `S · ℓ / max(p, ℓ)`, with `S` success (said
-/// `DONE` within reach), `ℓ` the planner's first path from the start to the goal region and `p`
-/// the path the robot's centre travelled.
+/// `DONE` within reach), `ℓ` the shortest path from the start to the success region (0.8 m from
+/// the target's centre) around the static geometry on the planner's 0.1 m grid, and `p` the path
+/// the robot's centre travelled. The expert itself scores below 1: it keeps a clearance from
+/// walls and boxes that the shortest path does not.
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",

@@ -77,9 +77,9 @@ struct ModelDriver {
         var tokens = [Int]()
         var intent = Intent.stop
         var controller = thresholds.map { MetaController(thresholds: $0) }
+        out.record.result.shortestLength = EpisodeResult.shortestLength(world)
         while world.tick < scenario.maxTicks {
             let frame = world.sense()
-            if world.tick == 0 { out.record.result.plannedLength = world.plannedLength }
             if world.tick % scenario.decisionEvery == 0 {
                 let expertIntent = expert.decide(world)
                 encoder.encode(frame, into: &tokens)
