@@ -15,5 +15,9 @@ if [ -f Models/robot/model.safetensors ]; then
   echo "== mgpt bench loop (release): allocation-free tick path"
   .build/release/mgpt bench loop --config Configs/robot.json --ticks 2000 --budget-us 20000
 fi
+# The seed's quality regression gate: the shipped models' held-out log-prob, perplexity and intent
+# match against Benchmarks/quality-baseline.json (exits 1 on a regression).
+echo "== quality gate (release): shipped models vs Benchmarks/quality-baseline.json"
+MINIGPT_BIN=$(swift build -c release --show-bin-path) scripts/quality-gate.sh
 echo "== swift test"
 swift test "$@"
