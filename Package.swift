@@ -4,17 +4,35 @@
 import PackageDescription
 import Foundation
 
-// The hot kernels are built for the host CPU by default (AVX-512 on the dev/CI machines: measured
-// 52 µs → 32 µs for the default matvec chain). Set MINIGPT_PORTABLE=1 for a binary that runs on
-// any x86-64 / arm64 machine of the same OS.
-let portable = ProcessInfo.processInfo.environment["MINIGPT_PORTABLE"] != nil
-let hostCPU: [String] = portable ? [] : ["-target-cpu", "native"]
+// Build flavours (environment variables read when SwiftPM evaluates this manifest):
+// - default: one binary for the machine kind. The C kernels are compiled without -march; each fast
+//   kernel carries its own target attribute and is chosen at run time from the CPU's features
+//   (cpuid / AT_HWCAP, Sources/CMiniGPTKernels/kernels.c), so they use AVX2 / AVX-512 / VNNI / sdot
+//   where the CPU has them and never an instruction it lacks. Swift code cannot dispatch at run
+//   time, so on x86-64 it targets Haswell = x86-64-v3 (AVX2, FMA, F16C, BMI2), which every x86 CPU
+//   this project runs on (Zen 3, Zen 4) has: without hardware FMA, Swift's fused `addProduct`
+//   becomes one libm fmaf call per lane (training 133 instead of ≈ 12 000–23 000 tokens/s,
+//   docs/performance.md). On arm64 the baseline already has NEON and FMA: no -target-cpu.
+// - MINIGPT_PORTABLE=1: any x86-64 (Swift at the SSE2 baseline, C kernels as above), for pre-AVX2
+//   CPUs such as Atom-class robot boards: decode stays fast (C kernels), Swift training is not.
+// - MINIGPT_NATIVE=1: host-tuned (C -march=native, Swift -target-cpu native), for a binary that
+//   only ever runs on this machine; MINIGPT_PORTABLE wins when both are set.
+// At run time MINIGPT_KERNELS=portable|avx2|avx512|vnni|avxvnni|neon|dotprod forces a kernel path.
+let environment = ProcessInfo.processInfo.environment
+func flag(_ name: String) -> Bool { environment[name].map { $0 != "" && $0 != "0" } ?? false }
+let portable = flag("MINIGPT_PORTABLE"), native = flag("MINIGPT_NATIVE") && !portable
+#if arch(x86_64)
+let defaultSwiftCPU = ["-target-cpu", "haswell"]  // = x86-64-v3 (swiftc does not take the -v3 name)
+#else
+let defaultSwiftCPU: [String] = []
+#endif
+let hostCPU: [String] = native ? ["-target-cpu", "native"] : portable ? [] : defaultSwiftCPU
 
 let engineSwiftSettings: [SwiftSetting] = [
     .unsafeFlags(["-Ounchecked", "-wmo"] + hostCPU, .when(configuration: .release)),
 ]
 let kernelCSettings: [CSetting] = [
-    .unsafeFlags(["-O3", "-ffp-contract=off"] + (portable ? [] : ["-march=native"])),
+    .unsafeFlags(["-O3", "-ffp-contract=off"] + (native ? ["-march=native"] : [])),
 ]
 
 let package = Package(
@@ -72,7 +90,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "sim/Sources/mgpt-sim"),
         .executableTarget(name: "mgptd", dependencies: [
-            "Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Runtime", "MiniGPT", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "CognitionTests", dependencies: ["Cognition", "MiniGPT", "Observation"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "Cognition", "MiniGPT", "Observation", "Wire", "MCAP", "CAllocCounter"], exclude: ["py"]),

@@ -19,5 +19,9 @@ fi
 # match against Benchmarks/quality-baseline.json (exits 1 on a regression).
 echo "== quality gate (release): shipped models vs Benchmarks/quality-baseline.json"
 MINIGPT_BIN=$(swift build -c release --show-bin-path) scripts/quality-gate.sh
+# The C kernels on arm64 (NEON, sdot) under qemu-user, and every x86 path this CPU has, against
+# the portable sums (installs gcc-aarch64-linux-gnu and qemu-user when missing).
+echo "== C kernels: x86 paths + arm64 under qemu"
+scripts/test-arm-kernels.sh
 echo "== swift test"
 swift test "$@"

@@ -209,6 +209,54 @@ T_AVX2 static void acc_avx2(int32_t *acc, const int8_t *wp, const int32_t *bias,
     for (; b < b1; b++) dot_avx2(acc + 16 * (b - b0), wp + b * ps, ps, xu, k4, 1);
 }
 
+// Batched prefill on AVX2: one panel against TT ≤ 4 tokens, so each 64-byte column group is loaded
+// once per tile instead of once per token (the weights stream from L2 / L3 T/4 times, not T times).
+// The sign trick is per token; the epilogue is the shared one's operations on 8 lanes
+// ((float)acc · s_r · s_x, then + out), so the result equals T calls of mgk_matvec_i8 bit for bit.
+T_AVX2 static inline __attribute__((always_inline)) void
+matmul_i8_tile_avx2(float *out, int ldo, const int8_t *p, const float *wscale, const uint8_t *xu, const float *xscale,
+                 int cols4, int n, const int TT, int accumulate) {
+    const int k4 = cols4 / 4;
+    const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
+    __m256i a[4][2];
+    for (int t = 0; t < TT; t++) a[t][0] = a[t][1] = _mm256_setzero_si256();
+    for (int k = 0; k < k4; k++) {
+        const __m256i w0 = _mm256_loadu_si256((const __m256i *)(p + (size_t)k * 64));
+        const __m256i w1 = _mm256_loadu_si256((const __m256i *)(p + (size_t)k * 64 + 32));
+        for (int t = 0; t < TT; t++) {
+            const __m256i xs = _mm256_xor_si256(_mm256_set1_epi32(x4_at(xu + (size_t)t * cols4, k)), flip);
+            const __m256i ax = _mm256_abs_epi8(xs);
+            a[t][0] = _mm256_add_epi32(a[t][0], _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(w0, xs)), ones));
+            a[t][1] = _mm256_add_epi32(a[t][1], _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(w1, xs)), ones));
+        }
+    }
+    float ws[16] = {0};
+    for (int i = 0; i < n && i < 16; i++) ws[i] = wscale[i];
+    const __m256 ws0 = _mm256_loadu_ps(ws), ws1 = _mm256_loadu_ps(ws + 8);
+    for (int t = 0; t < TT; t++) {
+        const __m256 xs = _mm256_set1_ps(xscale[t]);
+        float y[16];
+        _mm256_storeu_ps(y, _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(a[t][0]), ws0), xs));
+        _mm256_storeu_ps(y + 8, _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(a[t][1]), ws1), xs));
+        float *o = out + (size_t)t * ldo;
+        for (int i = 0; i < n && i < 16; i++) o[i] = accumulate ? o[i] + y[i] : y[i];
+    }
+}
+
+T_AVX2 static void matmul_i8_avx2(float *out, int ldo, const int8_t *wp, const float *wscale, const uint8_t *xu,
+                               const float *xscale, int T, int rows, int cols4, int accumulate) {
+    const int nbt = (rows + 15) / 16, k4 = cols4 / 4;
+    for (int b = 0; b < nbt; b++) {
+        const int8_t *p = wp + (size_t)b * k4 * 64;
+        const int r0 = 16 * b, n = rows - r0;
+        int t = 0;
+        for (; t + 4 <= T; t += 4)
+            matmul_i8_tile_avx2(out + (size_t)t * ldo + r0, ldo, p, wscale + r0, xu + (size_t)t * cols4, xscale + t, cols4, n, 4, accumulate);
+        for (; t < T; t++)
+            matmul_i8_tile_avx2(out + (size_t)t * ldo + r0, ldo, p, wscale + r0, xu + (size_t)t * cols4, xscale + t, cols4, n, 1, accumulate);
+    }
+}
+
 // AVX-512BW without VNNI: the AVX2 kernel on zmm, one panel (16 rows × 4 columns) per register.
 // AVX-512 has no vpsignb, so xq's sign is applied with a mask: the sign bits of xq
 // (_mm512_movepi8_mask) select the lanes where q is negated (_mm512_mask_sub_epi8 from zero);
@@ -530,7 +578,9 @@ void mgk_matmul_i8(float *out, int ldo, const int8_t *wp, const float *wscale, c
     path = resolve(path);
 #if defined(__x86_64__)
     if (path == MGK_PATH_VNNI) { matmul_vnni(out, ldo, wp, wscale, bias, xu, xscale, T, rows, cols4, accumulate); return; }
+    if (path == MGK_PATH_AVX2) { matmul_i8_avx2(out, ldo, wp, wscale, xu, xscale, T, rows, cols4, accumulate); return; }
 #endif
+    // Other paths: one matvec per token (the weights fit L2 at this model size).
     for (int t = 0; t < T; t++)
         mgk_matvec_i8(out + (size_t)t * ldo, wp, wscale, bias, xu + (size_t)t * cols4, xscale[t], rows, cols4, accumulate, path);
 }

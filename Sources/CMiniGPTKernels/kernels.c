@@ -23,8 +23,9 @@ uint32_t mgk_cpu_features(void) {
     // __builtin_cpu_supports reads cpuid once (libgcc / compiler-rt) and also checks that the OS
     // saves the YMM / ZMM state (XGETBV), so a "yes" means the instructions can really run.
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) f |= F_AVX2;
+    // The AVX2 family also uses FMA and F16C (every AVX2 CPU so far has both; we check anyway).
     if (__builtin_cpu_supports("f16c")) f |= F_F16C;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && (f & F_F16C)) f |= F_AVX2;
     if ((f & F_AVX2) && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
         && __builtin_cpu_supports("avx512vl")) f |= F_AVX512;
     if ((f & F_AVX512) && __builtin_cpu_supports("avx512vnni")) f |= F_VNNI512;
@@ -85,6 +86,26 @@ void mgk_supported_paths(char *buf, int len) {
         }
 }
 
+int mgk_kernels_parse(const char *value, char *err, int errlen) {
+    char supported[96];
+    mgk_supported_paths(supported, sizeof supported);
+    if (value == NULL || value[0] == 0 || strcmp(value, "auto") == 0) return mgk_best_path();
+    const int p = mgk_path_from_name(value);
+    if (p < 0) {
+        if (err && errlen > 0)
+            snprintf(err, (size_t)errlen, "MINIGPT_KERNELS=%s: unknown kernel path (names: portable, avx2, avx512, vnni, "
+                     "avxvnni, neon, dotprod, auto); this CPU supports %s", value, supported);
+        return -1;
+    }
+    if (!mgk_path_supported(p)) {
+        if (err && errlen > 0)
+            snprintf(err, (size_t)errlen, "MINIGPT_KERNELS=%s: this CPU lacks the %s instructions; it supports %s",
+                     value, value, supported);
+        return -1;
+    }
+    return p;
+}
+
 // The process-wide choice: -1 not read yet, 0 refused, else the path. The first caller wins;
 // concurrent first callers compute the same value (getenv and cpuid do not change).
 static int selected = -1;
@@ -93,20 +114,8 @@ static char refusal[256];
 int mgk_kernels_init(char *err, int errlen) {
     int p = __atomic_load_n(&selected, __ATOMIC_ACQUIRE);
     if (p < 0) {
-        const char *v = getenv("MINIGPT_KERNELS");
-        char supported[96];
-        mgk_supported_paths(supported, sizeof supported);
-        if (v == NULL || v[0] == 0 || strcmp(v, "auto") == 0) {
-            p = mgk_best_path();
-        } else if ((p = mgk_path_from_name(v)) < 0) {
-            snprintf(refusal, sizeof refusal, "MINIGPT_KERNELS=%s: unknown kernel path (names: portable, avx2, avx512, "
-                     "vnni, avxvnni, neon, dotprod, auto; this CPU supports %s)", v, supported);
-            p = 0;
-        } else if (!mgk_path_supported(p)) {
-            snprintf(refusal, sizeof refusal, "MINIGPT_KERNELS=%s: this CPU lacks the %s instructions (it supports %s)",
-                     v, v, supported);
-            p = 0;
-        }
+        p = mgk_kernels_parse(getenv("MINIGPT_KERNELS"), refusal, sizeof refusal);
+        if (p < 0) p = 0;
         __atomic_store_n(&selected, p, __ATOMIC_RELEASE);
     }
     if (p == 0) {

@@ -129,9 +129,10 @@ GENERIC void block_kv_generic(float *out, int ldo, float *p, int pstride, const 
         }
 }
 
-// One instance of the generic loops per target: SUFFIX names it, ATTR is its target attribute and
-// SOFTMAX the FP32 softmax of the same path (from fp32.c's table, looked up once per call).
-#define KV_INSTANCE(SUFFIX, ATTR, PATH)                                                                          \
+// One instance of the generic loops per target: SUFFIX names it, ATTR is its target attribute, PATH
+// picks the FP32 softmax of the same path (fp32.c's table, looked up once per call) and GROUP is the
+// decode-step group kernel (the generic loops, or an explicit one).
+#define KV_INSTANCE(SUFFIX, ATTR, PATH, GROUP)                                                                        \
     ATTR static void store_f16_##SUFFIX(uint16_t *out, int stride, const float *x, int n) {                       \
         store_f16_generic(out, stride, x, n);                                                                     \
     }                                                                                                             \
@@ -155,13 +156,13 @@ GENERIC void block_kv_generic(float *out, int ldo, float *p, int pstride, const 
     ATTR static void attention_group_f16_##SUFFIX(float *out, float *p, int pstride, const float *q,              \
                                                   const uint16_t *k, const uint16_t *v, int G, int n, int hd,     \
                                                   int kstride, float scale) {                                     \
-        group_kv_generic(out, p, pstride, q, k, NULL, v, NULL, G, n, hd, kstride, scale, KV_F16,                  \
+        GROUP(out, p, pstride, q, k, NULL, v, NULL, G, n, hd, kstride, scale, KV_F16,                             \
                          mgk_fp32_kernels_for(PATH)->softmax);                                                    \
     }                                                                                                             \
     ATTR static void attention_group_i8_##SUFFIX(float *out, float *p, int pstride, const float *q,               \
                                                  const int8_t *k, const float *ks, const int8_t *v,               \
                                                  const float *vs, int G, int n, int hd, int kstride, float scale) { \
-        group_kv_generic(out, p, pstride, q, k, ks, v, vs, G, n, hd, kstride, scale, KV_I8,                       \
+        GROUP(out, p, pstride, q, k, ks, v, vs, G, n, hd, kstride, scale, KV_I8,                                  \
                          mgk_fp32_kernels_for(PATH)->softmax);                                                    \
     }                                                                                                             \
     ATTR static void attention_block_f16_##SUFFIX(float *out, int ldo, float *p, int pstride, const float *q,     \
@@ -184,10 +185,90 @@ GENERIC void block_kv_generic(float *out, int ldo, float *p, int pstride, const 
         attention_block_f16_##SUFFIX, attention_block_i8_##SUFFIX,                                                \
     };
 
-KV_INSTANCE(portable, , MGK_PATH_PORTABLE)
+KV_INSTANCE(portable, , MGK_PATH_PORTABLE, group_kv_generic)
 
 #if defined(__x86_64__)
-KV_INSTANCE(avx2, T_AVX2, MGK_PATH_AVX2)
+// ---- AVX2 + FMA + F16C ---------------------------------------------------------------------------
+// The decode step's group kernel explicitly (the generic score loop reads K with a stride and was
+// a third of an INT8 decode step): the AVX-512 kernel below on 8 lanes, without masks: full blocks
+// of 16 positions in vectors, the last n mod 16 positions and a head size not a multiple of 8 by
+// the generic loops. An FP16 row is one vcvtph2ps, an INT8 row vpmovsxbd + vcvtdq2ps.
+T_AVX2 static inline __attribute__((always_inline)) __m256 kv_load_avx2(const void *base, size_t idx, const int dt) {
+    if (dt == KV_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + idx)));
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)((const int8_t *)base + idx))));
+}
+
+T_AVX2 static inline __attribute__((always_inline)) void
+group_kv_avx2_g(float *out, float *p, int pstride, const float *q, const void *k, const float *ks, const void *v, const float *vs,
+                const int G, int n, int hd, int kstride, float scale, const int dt, mgk_softmax_fn softmax) {
+    const __m256 sc = _mm256_set1_ps(scale);
+    int s = 0;
+    for (; s + 16 <= n; s += 16) {  // scores: 16 positions × G heads per pass, 2·G chains
+        __m256 a[4][2];
+        for (int g = 0; g < G; g++) a[g][0] = a[g][1] = _mm256_setzero_ps();
+        for (int i = 0; i < hd; i++) {
+            const size_t row = (size_t)i * kstride + s;
+            const __m256 k0 = kv_load_avx2(k, row, dt), k1 = kv_load_avx2(k, row + 8, dt);
+            for (int g = 0; g < G; g++) {
+                const __m256 qi = _mm256_broadcast_ss(q + g * hd + i);
+                a[g][0] = _mm256_fmadd_ps(qi, k0, a[g][0]);
+                a[g][1] = _mm256_fmadd_ps(qi, k1, a[g][1]);
+            }
+        }
+        __m256 f0 = sc, f1 = sc;  // INT8: scale · ks[s], one multiply per 8 scores
+        if (dt == KV_I8) { f0 = _mm256_mul_ps(sc, _mm256_loadu_ps(ks + s)); f1 = _mm256_mul_ps(sc, _mm256_loadu_ps(ks + s + 8)); }
+        for (int g = 0; g < G; g++) {
+            _mm256_storeu_ps(p + (size_t)g * pstride + s, _mm256_mul_ps(a[g][0], f0));
+            _mm256_storeu_ps(p + (size_t)g * pstride + s + 8, _mm256_mul_ps(a[g][1], f1));
+        }
+    }
+    for (; s < n; s++)  // the last positions: one dot product each, in the same i order
+        for (int g = 0; g < G; g++) {
+            float acc = 0;
+            for (int i = 0; i < hd; i++) acc += q[g * hd + i] * kv_get(k, (size_t)i * kstride + s, dt);
+            p[(size_t)g * pstride + s] = acc * scale * (dt == KV_I8 ? ks[s] : 1.0f);
+        }
+    for (int g = 0; g < G; g++) softmax(p + (size_t)g * pstride, n);
+    for (int c = 0; c < hd; c += 8) {  // weighted sums: 8 dims × G heads × even/odd positions
+        __m256 a[4][2];
+        for (int g = 0; g < G; g++) a[g][0] = a[g][1] = _mm256_setzero_ps();
+        int t = 0;
+        for (; t + 2 <= n; t += 2) {
+            const float w0 = dt == KV_I8 ? vs[t] : 1.0f, w1 = dt == KV_I8 ? vs[t + 1] : 1.0f;
+            const __m256 v0 = kv_load_avx2(v, (size_t)t * hd + c, dt), v1 = kv_load_avx2(v, (size_t)(t + 1) * hd + c, dt);
+            for (int g = 0; g < G; g++) {
+                const float *pg = p + (size_t)g * pstride;
+                a[g][0] = _mm256_fmadd_ps(_mm256_set1_ps(pg[t] * w0), v0, a[g][0]);
+                a[g][1] = _mm256_fmadd_ps(_mm256_set1_ps(pg[t + 1] * w1), v1, a[g][1]);
+            }
+        }
+        if (t < n) {
+            const float w0 = dt == KV_I8 ? vs[t] : 1.0f;
+            const __m256 v0 = kv_load_avx2(v, (size_t)t * hd + c, dt);
+            for (int g = 0; g < G; g++) a[g][0] = _mm256_fmadd_ps(_mm256_set1_ps(p[(size_t)g * pstride + t] * w0), v0, a[g][0]);
+        }
+        for (int g = 0; g < G; g++) _mm256_storeu_ps(out + (size_t)g * hd + c, _mm256_add_ps(a[g][0], a[g][1]));
+    }
+}
+
+T_AVX2 static inline __attribute__((always_inline)) void
+group_kv_avx2(float *out, float *p, int pstride, const float *q, const void *k, const float *ks, const void *v, const float *vs,
+              int G, int n, int hd, int kstride, float scale, const int dt, mgk_softmax_fn softmax) {
+    if (hd % 8 != 0) { group_kv_generic(out, p, pstride, q, k, ks, v, vs, G, n, hd, kstride, scale, dt, softmax); return; }
+    for (int g = 0; g < G; g += 4) {  // G (≤ 4) heads share each K and V load; G a constant per call
+        const int gg = G - g < 4 ? G - g : 4;
+        float *o = out + (size_t)g * hd, *pg = p + (size_t)g * pstride;
+        const float *qg = q + (size_t)g * hd;
+        switch (gg) {
+        case 1: group_kv_avx2_g(o, pg, pstride, qg, k, ks, v, vs, 1, n, hd, kstride, scale, dt, softmax); break;
+        case 2: group_kv_avx2_g(o, pg, pstride, qg, k, ks, v, vs, 2, n, hd, kstride, scale, dt, softmax); break;
+        case 3: group_kv_avx2_g(o, pg, pstride, qg, k, ks, v, vs, 3, n, hd, kstride, scale, dt, softmax); break;
+        default: group_kv_avx2_g(o, pg, pstride, qg, k, ks, v, vs, 4, n, hd, kstride, scale, dt, softmax); break;
+        }
+    }
+}
+
+KV_INSTANCE(avx2, T_AVX2, MGK_PATH_AVX2, group_kv_avx2)
 
 // ---- AVX-512F/BW/VL ------------------------------------------------------------------------------
 // The store / load / re-rotation helpers are the generic loops compiled for AVX-512 (F16C is

@@ -2,9 +2,42 @@ import Foundation
 import CMiniGPTKernels
 
 // Kernels: tiny pure functions, outputs first, then inputs, then dimensions (STYLE.md, llama2.c).
-// The fast ones use SIMD16<Float> over unsafe pointers (the package builds the engine -Ounchecked
-// for the host CPU, so these become AVX-512 FMAs); each keeps a naive twin below that is the
-// reference in tests. Kernels trust their callers: shapes are debug-only preconditions.
+// The fast ones use SIMD16<Float> over unsafe pointers (the package builds the engine -Ounchecked;
+// with MINIGPT_NATIVE=1 for the host CPU, so these become AVX-512 FMAs) or call the C kernels,
+// which pick their instruction set at run time (`KernelPath`); each keeps a naive twin below that
+// is the reference in tests. Kernels trust their callers: shapes are debug-only preconditions.
+
+/// The C kernels' instruction-set path (CMiniGPTKernels/include/mgk_dispatch.h): chosen once per
+/// process, from `MINIGPT_KERNELS` when set, else the fastest this CPU supports.
+public enum KernelPath {
+    /// A refused `MINIGPT_KERNELS` value: the message names the variable, the value and the paths
+    /// this CPU supports. The command-line tools exit with 78 (EX_CONFIG) on it.
+    public struct SelectionError: Error, CustomStringConvertible {
+        /// One line, e.g. `MINIGPT_KERNELS=avxvnni: this CPU lacks the avxvnni instructions (it supports vnni,avx512,avx2,portable)`.
+        public let description: String
+    }
+
+    /// Reads `MINIGPT_KERNELS` (once; later calls repeat the first answer) and returns the path's
+    /// name. Call it at start-up: a kernel running before a refused value was seen exits the process.
+    @discardableResult
+    public static func configure() throws -> String {
+        var err = [CChar](repeating: 0, count: 256)
+        guard mgk_kernels_init(&err, Int32(err.count)) == 0 else {
+            throw SelectionError(description: String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        return selected
+    }
+
+    /// The name of the selected path (`vnni`, `avx2`, `portable`, …): what benches print as `kernels=`.
+    public static var selected: String { String(cString: mgk_path_name(mgk_selected_path())) }
+
+    /// The paths this CPU can run, fastest first.
+    public static var supported: [String] {
+        var buf = [CChar](repeating: 0, count: 128)
+        mgk_supported_paths(&buf, Int32(buf.count))
+        return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self).split(separator: ",").map(String.init)
+    }
+}
 
 /// A 64-byte aligned, uninitialised-then-zeroed float buffer that lives as long as its owner.
 /// Everything the decode step touches is allocated once through this, at session creation.
@@ -195,7 +228,7 @@ struct PackedMatrix {
                xu: UnsafeMutablePointer<UInt8>) {
         if let i8 {
             let s = mgk_quantize_activation(xu, x, Int32(cols), Int32(cols4))
-            mgk_matvec_i8(out, i8, scales, bias, xu, s, Int32(rows), Int32(cols4), accumulate ? 1 : 0, Int32(MGK_I8_AUTO))
+            mgk_matvec_i8(out, i8, scales, bias, xu, s, Int32(rows), Int32(cols4), accumulate ? 1 : 0, Int32(MGK_PATH_AUTO))
         } else {
             mgk_matvec_f32(out, f32, x, Int32(rows), Int32(cols), accumulate ? 1 : 0)
         }
@@ -208,7 +241,7 @@ struct PackedMatrix {
                accumulate: Bool, xu: UnsafeMutablePointer<UInt8>, xs: UnsafeMutablePointer<Float>) {
         if let i8 {
             for t in 0..<T { xs[t] = mgk_quantize_activation(xu + t * cols4, x + t * ldx, Int32(cols), Int32(cols4)) }
-            mgk_matmul_i8(out, Int32(ldo), i8, scales, bias, xu, xs, Int32(T), Int32(rows), Int32(cols4), accumulate ? 1 : 0, Int32(MGK_I8_AUTO))
+            mgk_matmul_i8(out, Int32(ldo), i8, scales, bias, xu, xs, Int32(T), Int32(rows), Int32(cols4), accumulate ? 1 : 0, Int32(MGK_PATH_AUTO))
         } else {
             mgk_matmul_f32(out, Int32(ldo), f32, x, Int32(ldx), Int32(T), Int32(rows), Int32(cols), accumulate ? 1 : 0)
         }

@@ -148,6 +148,8 @@ struct BenchDecode: ParsableCommand {
                        ("prefill_sequential_cpu_us", fmt(p.3, 2)), ("prefill_speedup_cpu", fmt(p.3 / p.2, 2))]
         }
 
+        fields.append(("kernels", KernelPath.selected))  // last, so older parsers of the line keep working
+
         if json {
             var obj: [String: String] = ["model": modelName]
             for (k, v) in fields { obj[k] = v }
@@ -155,6 +157,7 @@ struct BenchDecode: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
         } else {
             print("decode benchmark: \(modelName)")
+            print("kernels: \(KernelPath.selected) (this CPU supports \(KernelPath.supported.joined(separator: ", ")); MINIGPT_KERNELS forces one)")
             print("shape d=\(c.hiddenSize) layers=\(c.numHiddenLayers) heads=\(c.numAttentionHeads)/\(c.numKeyValueHeads) ffn=\(c.intermediateSize) vocab=\(c.vocabSize); \(positions) positions cached; \(tokens) steps after \(warmup) warm-up\n")
             var rows = [["engine", "median µs", "p99 µs", "tokens/s"]]
             rows.append([engine, fmt(stats.p50, 2), fmt(stats.p99, 2), fmt(1e6 / stats.p50, 0)])

@@ -15,7 +15,7 @@ struct BenchLoop: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loop",
         abstract: "Run the daemon's tick path offline and check its latency budget.",
-        discussion: "Exits 3 when p99 exceeds --budget-us or any tick allocated. Last line: p50_us=… p99_us=… p999_us=… max_us=… overruns=… allocs_per_tick=…")
+        discussion: "Exits 3 when p99 exceeds --budget-us or any tick allocated. Last line: p50_us=… p99_us=… p999_us=… max_us=… overruns=… allocs_per_tick=… own_allocs_per_tick=… kernels=… cpu_us_per_decision=… (this thread's CPU time per model run) energy_uj_per_decision=… (RAPL package energy per model run, n/a without readable /sys/class/powercap)")
 
     @Option(help: "The robot.json whose model and settings to use.") var config: String = "Configs/robot.json"
     @Option(help: "Measured ticks.") var ticks = 5000
@@ -77,23 +77,47 @@ struct BenchLoop: ParsableCommand {
         let supported = mgac_supported() != 0
         var allocs: Int64 = 0
         var transportBefore: Int64 = 0
+        // Cost per decision: this thread's CPU time around each measured tick, and package energy
+        // (RAPL) over the measured window, both divided by the model runs in that window.
+        let energy = EnergyCounter()
+        var cpuNanos: UInt64 = 0, runsBefore: UInt64 = 0
+        var energyStart: [UInt64]?
         for i in 0..<(warmup + ticks) {
-            if i == warmup { transportBefore = loop.transportAllocations }
+            if i == warmup {
+                transportBefore = loop.transportAllocations
+                runsBefore = core.counters.modelRuns
+                energyStart = energy.available ? energy.read() : nil
+            }
             let frame = frames[i % frames.count]
             topic.withUnsafeBytes { t in frame.withUnsafeBytes { p in _ = try? feeder.send(topic: t, payload: p, dontWait: true) } }
             let measuring = i >= warmup
             let before = mgac_thread_mallocs()
             if measuring { mgac_enable(1) }
+            let cpu0 = measuring ? threadCPUNanos() : 0
             let t0 = monotonicNanos()
             loop.tickOnce(deadline: t0, woke: t0)
             let dt = monotonicNanos() - t0
             if measuring {
+                cpuNanos += threadCPUNanos() - cpu0
                 mgac_enable(0)
                 allocs += mgac_thread_mallocs() - before
                 histogram.record(dt)
                 if dt > UInt64(budget) * 1000 { overruns += 1 }
             }
         }
+        let energyEnd = energyStart != nil ? energy.read() : nil
+        let decisions = max(1, core.counters.modelRuns - runsBefore)
+        let cpuPerDecision = Double(cpuNanos) / 1000 / Double(decisions)
+        let energyPerDecision: String
+        let energyNote: String
+        if let s = energyStart, let e = energyEnd {
+            energyPerDecision = fmt(energy.microjoules(from: s, to: e) / Double(decisions), 1)
+            energyNote = "energy: RAPL package counters (\(energy.zones.count) zone(s)), whole CPU incl. other processes, over \(decisions) decisions"
+        } else {
+            energyPerDecision = "n/a"
+            energyNote = "energy n/a: \(energy.unavailableReason ?? "a RAPL counter stopped being readable during the run")"
+        }
+        let perDecision: [(String, String)] = [("cpu_us_per_decision", fmt(cpuPerDecision, 1)), ("energy_uj_per_decision", energyPerDecision)]
         let us = { (v: UInt64) in Double(v) / 1000 }
         let p50 = us(histogram.valueAtPercentile(50)), p99 = us(histogram.valueAtPercentile(99))
         let p999 = us(histogram.valueAtPercentile(99.9)), mx = us(histogram.max)
@@ -106,20 +130,23 @@ struct BenchLoop: ParsableCommand {
             ("overruns", "\(overruns)"), ("allocs_per_tick", supported ? fmt(perTick, 3) : "unsupported"),
             ("own_allocs_per_tick", supported ? fmt(ownPerTick, 3) : "unsupported"),
             ("ticks", "\(ticks)"), ("budget_us", "\(budget)"), ("model_runs", "\(c.modelRuns)"),
-            ("frames_accepted", "\(c.framesAccepted)"), ("gated", "\(c.gated)"),
+            ("frames_accepted", "\(c.framesAccepted)"), ("gated", "\(c.gated)"), ("kernels", KernelPath.selected),
         ]
         if json {
-            let obj = Dictionary(uniqueKeysWithValues: fields)
+            var obj = Dictionary(uniqueKeysWithValues: fields + perDecision)
+            obj["energy_note"] = energyNote
             print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
         } else {
-            print("loop benchmark: \(config) (model \(cfg.modelPath)), \(ticks) ticks after \(warmup) warm-up, budget \(budget) µs")
+            print("loop benchmark: \(config) (model \(cfg.modelPath)), \(ticks) ticks after \(warmup) warm-up, budget \(budget) µs, kernels \(KernelPath.selected)")
             print(table([["p50 µs", "p99 µs", "p99.9 µs", "max µs", "overruns", "allocs/tick", "own allocs/tick"],
                          [fmt(p50, 1), fmt(p99, 1), fmt(p999, 1), fmt(mx, 1), "\(overruns)",
                           supported ? fmt(perTick, 3) : "n/a", supported ? fmt(ownPerTick, 3) : "n/a"]]))
             print("\nallocs/tick counts every malloc on the loop thread, including libzmq's copy of each published")
-            print("message longer than 33 bytes (its long-message path); own allocs/tick excludes those: MiniGPT's code.\n")
+            print("message longer than 33 bytes (its long-message path); own allocs/tick excludes those: MiniGPT's code.")
+            print("cpu µs/decision: this thread's CPU time (CLOCK_THREAD_CPUTIME_ID) summed over the measured ticks / model runs.")
+            print("\(energyNote)\n")
         }
-        print(fields.prefix(7).map { "\($0.0)=\($0.1)" }.joined(separator: " "))
+        print((fields.prefix(7) + fields.suffix(1) + perDecision).map { "\($0.0)=\($0.1)" }.joined(separator: " "))  // … kernels=<path> cpu_us_per_decision=… energy_uj_per_decision=…
         if p99 > Double(budget) || (supported && allocs - transport > 0) {
             throw failure("budget broken: p99 \(fmt(p99, 1)) µs vs \(budget) µs, \(allocs - transport) own allocations in \(ticks) ticks", code: Exit.budgetMissed)
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MiniGPT
 import Runtime
 #if canImport(Glibc)
 import Glibc
@@ -28,6 +29,9 @@ struct MGPTD: ParsableCommand {
             FileHandle.standardError.write(Data("mgptd: error: \(message)\n".utf8))
             return ExitCode(code)
         }
+        // MINIGPT_KERNELS is configuration too: a refused value exits 78 like a bad robot.json.
+        let kernels: String
+        do { kernels = try KernelPath.configure() } catch { throw die(DaemonExit.config, "\(error)") }
         let cfg: RobotConfig
         do { cfg = try RobotConfig.load(path: config) } catch { throw die(DaemonExit.config, "\(error)") }
         if checkConfig {
@@ -44,6 +48,7 @@ struct MGPTD: ParsableCommand {
 
         let daemon: Daemon
         do { daemon = try Daemon(config: cfg, log: log) } catch let e as DaemonError { throw die(e.code, e.message) }
+        log("kernels \(kernels) (this CPU supports \(KernelPath.supported.joined(separator: ", ")); MINIGPT_KERNELS forces one)")
         log("loop \(cfg.rateHz) Hz (period \(cfg.periodNanos / 1000) µs, budget \(cfg.budgetMicros) µs, overrun policy \(cfg.overrunPolicy)); sensor SUB \(cfg.sensorEndpoint) topic \"\(cfg.topicObs)\"; PUB \(cfg.publishEndpoint)")
         if let r = daemon.recorder { log("recording to \(r.path)") }
         daemon.start()

@@ -40,13 +40,16 @@ int mgk_path_supported(int path);
 int mgk_best_path(void);
 /// The path MGK_PATH_AUTO resolves to: MINIGPT_KERNELS when set (and valid), else mgk_best_path().
 int mgk_selected_path(void);
+/// The path a MINIGPT_KERNELS value asks for (NULL, "" or "auto": the best), or -1 with the
+/// refusal message in err: an unknown name, or a path this CPU lacks.
+int mgk_kernels_parse(const char *value, char *err, int errlen);
 /// Reads MINIGPT_KERNELS (once per process; later calls return the first answer). Returns 0, or
 /// -1 with a one-line message in err (naming the variable, the value and the supported paths).
 int mgk_kernels_init(char *err, int errlen);
 /// Writes the supported paths, best first, comma separated ("vnni,avx512,avx2,portable") to buf.
 void mgk_supported_paths(char *buf, int len);
 
-/// Returns a bit set of the SIMD features this CPU offers at run time: 1 = AVX2 + FMA,
+/// Returns a bit set of the SIMD features this CPU offers at run time: 1 = AVX2 + FMA + F16C,
 /// 2 = AVX-512F/BW/VL, 4 = AVX-512 VNNI, 8 = AVX-VNNI, 16 = F16C, 32 = NEON (arm64), 64 = sdot.
 uint32_t mgk_cpu_features(void);
 #endif
