@@ -11,7 +11,7 @@ import Observation
 /// can be read off what the model sees: the imitation gap of an A*-on-the-true-map expert
 /// against 0.8 s of egocentric tokens is what kept the first models from ever reaching the goal.
 public struct ExpertPolicy: Sendable {
-    /// Planning grid (static geometry), for the clearance of the robot's cell.
+    /// The world's planning grid (static geometry), for the clearance of the robot's cell.
     public let grid: OccupancyGrid
     /// Say `STOP`, then `DONE`, this close to the target's centre (margin for braking): the
     /// route's stopping point.
@@ -33,7 +33,7 @@ public struct ExpertPolicy: Sendable {
 
     /// An expert for `world`'s static layout.
     public init(world: World) {
-        grid = OccupancyGrid(world: world)
+        grid = world.grid
     }
 
     /// The intent the expert takes in `world`'s current (true) state; `world.sense()` must have
@@ -88,12 +88,6 @@ public struct ExpertPolicy: Sendable {
         if front < Double(ObservationEncoder.nearRange) { level = 1 }
         if front < Double(ObservationEncoder.blockedRange) { level = 0 }
         return .forward(level: level)
-    }
-
-    /// True when the planner finds a path from the robot to the target in `world` as it is now.
-    public func canReachTarget(_ world: World) -> Bool {
-        var planner = RoutePlanner(world: world)
-        return planner.plan(world)
     }
 
     /// Turn in place towards bearing `e` with a rate that shrinks as the error does (the route

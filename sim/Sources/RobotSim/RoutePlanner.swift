@@ -37,8 +37,11 @@ public struct RoutePlanner: Sendable {
     public private(set) var failures = 0
 
     /// A planner for `world`'s static layout.
-    public init(world: World) {
-        grid = OccupancyGrid(world: world)
+    public init(world: World) { self.init(grid: OccupancyGrid(world: world)) }
+
+    /// A planner on an existing grid (e.g. `World.grid`: no second pass over the geometry).
+    public init(grid: OccupancyGrid) {
+        self.grid = grid
         let n = grid.nx * grid.ny
         g = [Float](repeating: .infinity, count: n)
         parent = [Int32](repeating: -1, count: n)
@@ -109,7 +112,7 @@ public struct RoutePlanner: Sendable {
     /// Euclidean geodesic) around the static geometry with the robot's clearance and no extra
     /// clearance cost: ℓ of SPL (Anderson et al. 2018). nil when there is no such path.
     public static func shortestPathLength(_ world: World) -> Double? {
-        var planner = RoutePlanner(world: world)
+        var planner = RoutePlanner(grid: world.grid)
         guard planner.plan(world, goalDistance: RobotParams.reachDistance, clearanceCost: false, avoidMovers: false) else { return nil }
         var total = 0.0
         for k in 1..<max(planner.path.count, 1) { total += (planner.path[k] - planner.path[k - 1]).length }

@@ -168,7 +168,7 @@ public enum ScenarioGenerator {
         var still = s
         still.movers = []
         let world = World(scenario: still)
-        var planner = RoutePlanner(world: world)
+        var planner = RoutePlanner(grid: world.grid)
         return planner.plan(world) ? s : nil
     }
 

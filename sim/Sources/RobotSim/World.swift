@@ -79,6 +79,9 @@ public struct World: Sendable {
     /// The planner's route hint at the last `sense()`, before faults: what the navigation stack
     /// really computed (the expert follows it; the frame may carry a faulted copy).
     public private(set) var route: Route?
+    /// The static layout's occupancy grid with clearances, built once per world (shared by the
+    /// planner, the expert and SPL's shortest path).
+    public var grid: OccupancyGrid { planner!.grid }   // set at the end of init, never nil after
     /// The planner's path at the last plan (world points, robot first; empty without a path).
     public var plannedPath: [Vec2] { planner?.path ?? [] }
     /// Plans that found no path so far.
