@@ -78,15 +78,20 @@ let package = Package(
         .target(name: "CRealTime"),
         .target(name: "Runtime", dependencies: ["MiniGPT", "Cognition", "Observation", "Wire", "MCAP", "CRealTime", "CAllocCounter"],
                 swiftSettings: engineSwiftSettings),
+        // A model driving the simulator in process through the daemon's DecisionCore (closed-loop
+        // evaluation, DAgger data, controller calibration).
+        .target(name: "ClosedLoop", dependencies: ["RobotSim", "Runtime", "Cognition", "MiniGPT", "Observation"],
+                path: "sim/Sources/ClosedLoop"),
         // Executables: argument parsing and wiring only.
         .executableTarget(name: "mgpt", dependencies: [
             "MiniGPT", "MiniGPTTrain", "Runtime", "Cognition", "Observation", "Wire", "CAllocCounter",
+            "ClosedLoop", "RobotSim",
             .product(name: "Histogram", package: "hdrhistogram-swift"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // mgpt-sim also wires the engine in for `mgpt-sim dagger` (the RobotSim library does not).
         .executableTarget(name: "mgpt-sim", dependencies: [
-            "RobotSim", "Observation", "Wire", "MiniGPT", "Cognition", "Runtime",
+            "RobotSim", "Observation", "Wire", "MiniGPT", "Cognition", "Runtime", "ClosedLoop",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "sim/Sources/mgpt-sim"),
         .executableTarget(name: "mgptd", dependencies: [
@@ -97,6 +102,7 @@ let package = Package(
         .testTarget(name: "MiniGPTTests", dependencies: ["MiniGPT", "CAllocCounter"]),
         .testTarget(name: "MiniGPTTrainTests", dependencies: ["MiniGPTTrain", "MiniGPT"]),
         .testTarget(name: "RobotSimTests", dependencies: ["RobotSim", "Observation", "CAllocCounter"], exclude: ["py"]),
+        .testTarget(name: "ClosedLoopTests", dependencies: ["ClosedLoop", "Cognition"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "CAllocCounter"]),
         .testTarget(name: "MCAPTests", dependencies: ["MCAP", "CAllocCounter"]),
     ]

@@ -49,13 +49,21 @@ public struct IntentProposal: Sendable, Equatable {
     /// Probability mass the unconstrained model puts on the intent block at all: low mass means
     /// the context looks unlike anything seen in training (the grammar is forcing the answer).
     public var grammarMass: Float
+    /// Probability of the proposed verb minus that of the runner-up verb (0…1).
+    public var margin: Float
+    /// The verb distribution (lane `j` = `Intent.Kind.allCases[j]`, lanes 6 and 7 zero), renormalised
+    /// over the intent block: what the exit-agreement signal compares between depths.
+    public var verbs: SIMD8<Float>
 
-    /// A proposal with every field given.
-    public init(index: Int, probability: Float, entropy: Float, grammarMass: Float) {
+    /// A proposal with every field given (`margin` defaults to `probability`, `verbs` to zero).
+    public init(index: Int, probability: Float, entropy: Float, grammarMass: Float,
+                margin: Float? = nil, verbs: SIMD8<Float> = .zero) {
         self.index = index
         self.probability = probability
         self.entropy = entropy
         self.grammarMass = grammarMass
+        self.margin = margin ?? probability
+        self.verbs = verbs
     }
 }
 
@@ -83,12 +91,16 @@ public enum IntentDecoding {
             if best < 0 || logits[vocab.tokenID(k)] > logits[vocab.tokenID(best)] { best = k }
         }
         var entropy: Float = 0
+        var second: Float = 0
         for j in 0..<8 where kindMass[j] > 0 {
             let p = kindMass[j] / zBlock
             entropy -= p * logf(p)
+            if j != bestKind { second = max(second, kindMass[j]) }
         }
-        return IntentProposal(index: max(best, 0), probability: kindMass[bestKind] / zBlock,
-                              entropy: max(0, entropy), grammarMass: zBlock / zAll)
+        let verbs = kindMass / zBlock
+        return IntentProposal(index: max(best, 0), probability: verbs[bestKind],
+                              entropy: max(0, entropy), grammarMass: zBlock / zAll,
+                              margin: (kindMass[bestKind] - second) / zBlock, verbs: verbs)
     }
 }
 

@@ -21,6 +21,10 @@ public enum GateReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case overrun = 7
     /// Gates pass again, but hysteresis holds the fallback for a few more clean ticks.
     case holding = 8
+    /// A frame check found a faulty sensor (`SensorMonitor`): the observation cannot be trusted.
+    case sensorFault = 9
+    /// The early-exit head and the full model disagree about the verb (above `maxExitDisagreement`).
+    case exitDisagreement = 10
 
     /// The snake_case name used on the wire.
     public var name: StaticString {
@@ -34,6 +38,8 @@ public enum GateReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .noSensor: return "no_sensor"
         case .overrun: return "overrun"
         case .holding: return "holding"
+        case .sensorFault: return "sensor_fault"
+        case .exitDisagreement: return "exit_disagreement"
         }
     }
 
@@ -46,8 +52,17 @@ public struct ControllerThresholds: Sendable, Equatable {
     public var maxEntropy: Float = 1.0
     /// Gate when mean pairwise head JS divergence (0…1) exceeds this.
     public var maxHeadDisagreement: Float = 0.6
-    /// Gate when the chosen intent's probability is below this.
+    /// Gate when the chosen intent's *calibrated* confidence (`calibration`) is below this.
     public var minConfidence: Float = 0.35
+    /// Gate when the exit-head vs final-head verb disagreement (0…1) exceeds this (1 = off).
+    public var maxExitDisagreement: Float = 1
+    /// Signals → calibrated confidence (`controller.calibration`, fitted by `mgpt calibrate`).
+    public var calibration: ConfidenceMap = .identity
+    /// Consecutive decisions a model-uncertainty gate must trip before the fallback engages
+    /// (1 = at once). Sensor faults and the watchdog never wait.
+    public var debounceTicks: Int = 1
+    /// Frame checks (`controller.sensor_checks`).
+    public var sensorLimits = SensorLimits()
     /// Gate when the unconstrained model's mass on intent tokens is below this.
     public var minGrammarMass: Float = 0.05
     /// Clean ticks required before leaving the fallback (0 = leave at once).
@@ -89,6 +104,8 @@ public struct MetaController: Sendable {
     public private(set) var cleanStreak: Int
     /// True while the fallback is being held.
     public private(set) var holding = true
+    /// Consecutive decisions on which a model-uncertainty gate tripped.
+    public private(set) var suspectStreak = 0
 
     /// A controller that starts in the fallback (nothing has been seen yet).
     public init(thresholds: ControllerThresholds = .init()) {
@@ -103,24 +120,51 @@ public struct MetaController: Sendable {
         return Decision(intent: thresholds.fallback, confidence: 0, gated: true, reason: reason)
     }
 
-    /// Decides on the model's proposal given its head disagreement.
+    /// Decides on the model's proposal given its head disagreement only (no frame checks, no
+    /// exit signal): the signals of `decide(_:signals:)` with every other field neutral.
     public mutating func decide(_ p: IntentProposal, headDisagreement: Float) -> Decision {
+        var s = DecisionSignals()
+        s.headDisagreement = headDisagreement
+        return decide(p, signals: &s)
+    }
+
+    /// Decides on the model's proposal given every signal; fills `signals.confidence` (and the
+    /// proposal's raw fields) so telemetry publishes what the gates saw.
+    public mutating func decide(_ p: IntentProposal, signals s: inout DecisionSignals) -> Decision {
         let t = thresholds
+        s.probability = p.probability
+        s.entropy = p.entropy
+        s.grammarMass = p.grammarMass
+        s.margin = p.margin
+        s.confidence = t.calibration.confidence(s)
+        if t.sensorLimits.enabled && !s.sensors.isHealthy {
+            suspectStreak = 0
+            return fallback(.sensorFault)
+        }
         var reason = GateReason.ok
         if p.grammarMass < t.minGrammarMass { reason = .offGrammar }
         else if p.entropy > t.maxEntropy { reason = .highEntropy }
-        else if headDisagreement > t.maxHeadDisagreement { reason = .headDisagreement }
-        else if p.probability < t.minConfidence { reason = .lowConfidence }
-        guard reason == .ok, let intent = Intent(index: p.index) else {
-            cleanStreak = 0
-            holding = true
-            return Decision(intent: t.fallback, confidence: 0, gated: true, reason: reason == .ok ? .offGrammar : reason)
+        else if s.headDisagreement > t.maxHeadDisagreement { reason = .headDisagreement }
+        else if s.exitDisagreement > t.maxExitDisagreement { reason = .exitDisagreement }
+        else if s.confidence < t.minConfidence { reason = .lowConfidence }
+        if reason != .ok {
+            suspectStreak += 1
+            if suspectStreak >= max(t.debounceTicks, 1) { return fallback(reason) }
+        } else {
+            suspectStreak = 0
         }
+        guard let intent = Intent(index: p.index) else { return fallback(.offGrammar) }
         cleanStreak += 1
         if holding && cleanStreak <= t.hysteresisTicks {
             return Decision(intent: t.fallback, confidence: 0, gated: true, reason: .holding)
         }
         holding = false
-        return Decision(intent: intent, confidence: p.probability, gated: false, reason: .ok)
+        return Decision(intent: intent, confidence: s.confidence, gated: false, reason: .ok)
+    }
+
+    private mutating func fallback(_ reason: GateReason) -> Decision {
+        cleanStreak = 0
+        holding = true
+        return Decision(intent: thresholds.fallback, confidence: 0, gated: true, reason: reason)
     }
 }

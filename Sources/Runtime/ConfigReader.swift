@@ -110,6 +110,13 @@ final class ConfigReader {
         return s
     }
 
+    /// A string that may be absent (or JSON `null`): nil then.
+    func optionalString(_ path: String) throws -> String? {
+        guard let v = try value(path) else { return nil }
+        if case .null = v { return nil }
+        return try string(path)
+    }
+
     func intArray(_ path: String, default d: [Int]) throws -> [Int] {
         guard let v = try value(path) else { return d }
         guard case .array(let a) = v else { throw fail(path, "expected an array of integers, found \(v.kindDescription)") }

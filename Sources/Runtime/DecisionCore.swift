@@ -44,6 +44,8 @@ public struct TickResult: Sendable {
     public var proposal: IntentProposal
     /// Attention-head disagreement at the intent step (0 when the model did not run).
     public var headDisagreement: Float
+    /// Every signal the controller saw for this decision (zero when the model did not run).
+    public var signals = DecisionSignals()
     /// True when this tick ran the model on a new observation.
     public var ranModel: Bool
     /// `seq` of the observation the decision is based on (−1: none yet).
@@ -90,6 +92,8 @@ public final class DecisionCore {
 
     private let parser = FrameParser()
     private let encoder = ObservationEncoder()
+    /// Frame checks (scanner / odometry / camera faults) of each decided frame.
+    public let monitor: SensorMonitor
     private var latest = ObservationFrame.preallocated()
     private var scratch = ObservationFrame.preallocated()
     private var hasFrame = false
@@ -105,6 +109,8 @@ public final class DecisionCore {
     private var recordHead = 0, recordCount = 0
     private var pendingMarker = -1
     private var last: TickResult
+    /// Verb distribution of the previous decision (zero before the first).
+    private var previousVerbs = SIMD8<Float>.zero
     private let staleNanos: UInt64
     /// Layers an anytime decision runs (nil: no anytime depth configured).
     public let anytimeLayer: Int?
@@ -118,6 +124,7 @@ public final class DecisionCore {
         self.startedAt = startedAt
         intents = IntentVocabulary(tokenizer: tokenizer)
         controller = MetaController(thresholds: config.thresholds)
+        monitor = SensorMonitor(limits: config.thresholds.sensorLimits)
         staleNanos = UInt64(config.staleAfterMillis * 1e6)
         guard tokenizer.observationTokenCount >= ObservationEncoder.tokenCount else {
             throw ConfigError(file: config.modelPath, path: "tokenizer.json", message:
@@ -202,7 +209,10 @@ public final class DecisionCore {
     }
 
     /// Replaces the controller's thresholds (SIGHUP), keeping its hysteresis state.
-    public func setThresholds(_ t: ControllerThresholds) { controller.thresholds = t }
+    public func setThresholds(_ t: ControllerThresholds) {
+        controller.thresholds = t
+        monitor.limits = t.sensorLimits
+    }
 
     /// Records an overrun of the previous tick (counted by the loop, which measures time).
     public func noteOverrun(deadlineMissed: Bool) {
@@ -225,7 +235,7 @@ public final class DecisionCore {
         } else if pendingFresh {
             pendingFresh = false
             let anytime = mode == .anytime && anytimeLayer != nil
-            r = think(r, rule: anytime ? .after(anytimeLayer!) : normalRule)
+            r = think(r, rule: anytime ? .after(anytimeLayer!) : normalRule, now: now)
             r.anytime = anytime
             if anytime { counters.anytime += 1 }
         } else if !hasFrame {
@@ -248,7 +258,7 @@ public final class DecisionCore {
     @inline(__always) private func age(_ now: UInt64) -> UInt64 { now > lastFrameAt ? now - lastFrameAt : 0 }
 
     /// read → think → decide on the newest frame.
-    private func think(_ base: TickResult, rule: ExitRule) -> TickResult {
+    private func think(_ base: TickResult, rule: ExitRule, now: UInt64) -> TickResult {
         var r = base
         let n = encoder.encode(latest, into: obsTokens)
         // 1. Complete the previous record with the frame-end marker (deferred to keep it off the
@@ -275,10 +285,16 @@ public final class DecisionCore {
         recordCount += 1
         // 4. Decode one intent under the grammar and gate it.
         let proposal = IntentDecoding.decode(session.logits, vocab: intents)
-        let disagreement = HeadSignals.disagreement(session)
-        r.decision = controller.decide(proposal, headDisagreement: disagreement)
+        var signals = DecisionSignals()
+        signals.headDisagreement = HeadSignals.disagreement(session)
+        signals.sensors = monitor.check(latest)
+        if previousVerbs.sum() > 0 { signals.temporalDisagreement = DecisionSignals.js(proposal.verbs, previousVerbs) }
+        previousVerbs = proposal.verbs
+        signals.frameAgeMs = Float(Double(age(now)) / 1e6)
+        r.decision = controller.decide(proposal, signals: &signals)
         r.proposal = proposal
-        r.headDisagreement = disagreement
+        r.headDisagreement = signals.headDisagreement
+        r.signals = signals
         r.ranModel = true
         r.tokensIn = n
         r.observationSeq = Int64(truncatingIfNeeded: latest.seq)
@@ -288,6 +304,16 @@ public final class DecisionCore {
         pendingMarker = frameEnd
         counters.modelRuns += 1
         return r
+    }
+
+    /// The newest accepted frame (what the last decision read). Offline inspection (`mgpt explain`).
+    public var latestFrame: ObservationFrame { latest }
+
+    /// The observation tokens of the last decision (vocabulary ids). Allocates: offline only.
+    public var lastObservationTokens: [Int] {
+        var t: [Int] = []
+        encoder.encode(latest, into: &t)
+        return t.map { $0 + obsBase }
     }
 
     /// Monotonic time the core was created.

@@ -72,6 +72,30 @@ public enum Replay {
 
     /// Replays `path` with `config` (its model folder and controller thresholds).
     public static func run(path: String, config: RobotConfig) throws -> ReplayReport {
+        var report = ReplayReport(ticks: 0, identical: 0, firstDiff: nil, frames: 0, truncated: false)
+        let (frames, truncated) = try walk(path: path, config: config) { seq, json, r, _ in
+            let recorded = try Core(json: json)
+            var replayed = Core(r)
+            if recorded.exitLayer < 0 { replayed.exitLayer = -1 }  // an old recording: not compared
+            report.ticks += 1
+            if replayed == recorded {
+                report.identical += 1
+            } else if report.firstDiff == nil {
+                report.firstDiff = (UInt64(seq), "recorded \(recorded) vs replayed \(replayed)")
+            }
+            return true
+        }
+        report.frames = frames
+        report.truncated = truncated
+        return report
+    }
+
+    /// Feeds the recording through a fresh `DecisionCore` tick by tick (frames with their recorded
+    /// arrival times, each tick in its recorded mode) and calls `visit(tick, recorded intent JSON,
+    /// replayed result, core)` after every tick; `visit` returns false to stop. Returns the frames
+    /// fed and whether the file was truncated (replayed up to its last complete record).
+    public static func walk(path: String, config: RobotConfig,
+                            visit: (UInt32, [String: Any], TickResult, DecisionCore) throws -> Bool) throws -> (frames: Int, truncated: Bool) {
         let reader: MCAPReader
         do { reader = try MCAPReader(path: path) } catch { throw ReplayError("\(error)") }
         let topicOf = Dictionary(uniqueKeysWithValues: reader.channels.map { ($0.key, $0.value.topic) })
@@ -83,28 +107,21 @@ public enum Replay {
         for m in reader.messages where topicOf[m.channelID] == RecordChannel.obs.topic {
             framesByTick[m.sequence, default: []].append(m)
         }
-        var report = ReplayReport(ticks: 0, identical: 0, firstDiff: nil, frames: 0, truncated: reader.truncated)
+        var frames = 0
         for m in intents {
             for f in framesByTick[m.sequence] ?? [] {
                 f.data.withUnsafeBytes { _ = core.observe($0, truncated: false, receivedAt: f.logTime) }
-                report.frames += 1
+                frames += 1
             }
             guard let json = (try? JSONSerialization.jsonObject(with: Data(m.data))) as? [String: Any] else {
                 throw ReplayError("\(path): /intent message of tick \(m.sequence) is not JSON")
             }
-            let recorded = try Core(json: json)
-            let mode: TickMode = recorded.reason == "overrun" ? .hold : recorded.anytime ? .anytime : .normal
+            let reason = (json["reason"] as? String) ?? ""
+            let mode: TickMode = reason == "overrun" ? .hold : (json["anytime"] as? Bool) == true ? .anytime : .normal
             let r = core.tick(now: m.logTime, mode: mode)
-            var replayed = Core(r)
-            if recorded.exitLayer < 0 { replayed.exitLayer = -1 }  // an old recording: not compared
-            report.ticks += 1
-            if replayed == recorded {
-                report.identical += 1
-            } else if report.firstDiff == nil {
-                report.firstDiff = (UInt64(m.sequence), "recorded \(recorded) vs replayed \(replayed)")
-            }
+            if try !visit(m.sequence, json, r, core) { break }
         }
-        return report
+        return (frames, reader.truncated)
     }
 }
 

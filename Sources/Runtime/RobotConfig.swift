@@ -62,6 +62,12 @@ public struct RobotConfig: Sendable {
     public var logLevel: String
     /// Status heartbeat interval (`log.status_interval_ms`).
     public var statusIntervalMillis: Int
+    /// Decide as soon as a fresh frame arrives instead of at the next tick (`loop.decide_on_arrival`,
+    /// default true): the loop waits on the sensor socket until the next deadline and runs the
+    /// model at once for a new frame, at most once per period and only when the recent worst
+    /// decision time still fits before the next deadline; the fixed tick keeps the watchdog,
+    /// overrun policy and status. false: frames wait for the next tick.
+    public var decideOnArrival: Bool = true
 
     /// The loop period in nanoseconds.
     public var periodNanos: UInt64 { UInt64((1e9 / rateHz).rounded()) }
@@ -96,6 +102,7 @@ public struct RobotConfig: Sendable {
         let prio = try r.int("loop.realtime.priority", default: 0, range: 0...99)
         let cpus = try r.intArray("loop.realtime.cpu_affinity", default: [])
         let lock = try r.bool("loop.realtime.mlockall", default: false)
+        let onArrival = try r.bool("loop.decide_on_arrival", default: true)
 
         func endpoint(_ key: String, _ d: String) throws -> String {
             let e = try r.string(key, default: d)
@@ -122,16 +129,7 @@ public struct RobotConfig: Sendable {
         }
         let window = try r.int("context.window_ticks", default: 8, range: 1...1000)
 
-        var t = ControllerThresholds()
-        t.maxEntropy = Float(try r.number("controller.max_entropy", default: Double(t.maxEntropy), range: 0...10))
-        t.maxHeadDisagreement = Float(try r.number("controller.max_head_disagreement", default: Double(t.maxHeadDisagreement), range: 0...1))
-        t.minConfidence = Float(try r.number("controller.min_confidence", default: Double(t.minConfidence), range: 0...1))
-        t.minGrammarMass = Float(try r.number("controller.min_grammar_mass", default: Double(t.minGrammarMass), range: 0...1))
-        t.hysteresisTicks = try r.int("controller.hysteresis_ticks", default: t.hysteresisTicks, range: 0...10_000)
-        let fallbackText = try r.string("controller.fallback_intent", default: "STOP")
-        do { t.fallback = try Intent(parsing: fallbackText) } catch {
-            throw r.fail("controller.fallback_intent", "expected an intent such as \"STOP\" or \"BACKUP\", found \"\(fallbackText)\" (\(error))")
-        }
+        let t = try ControllerThresholds.read(r)
         let stale = try r.number("controller.stale_after_ms", default: 2000 / rate, range: 0.1...60_000)
 
         let recordEnabled = try r.bool("record.enabled", default: true)
@@ -146,6 +144,7 @@ public struct RobotConfig: Sendable {
                            topicTelemetry: tTel, topicStatus: tStatus, receiveHWM: rcvHWM, sendHWM: sndHWM,
                            maxMessageBytes: maxBytes, instruction: instruction, windowTicks: window,
                            thresholds: t, staleAfterMillis: stale, recordEnabled: recordEnabled,
-                           recordDir: recordDir, logLevel: level, statusIntervalMillis: statusMs)
+                           recordDir: recordDir, logLevel: level, statusIntervalMillis: statusMs,
+                           decideOnArrival: onArrival)
     }
 }

@@ -7,6 +7,14 @@ import MiniGPTTrain
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
+        abstract: "Score a model on a corpus (default: `mgpt eval --model … --corpus …`) or evaluate the meta-controller (`mgpt eval controller`).",
+        subcommands: [EvalCorpusCommand.self, EvalControllerCommand.self, EvalAdversarialCommand.self], defaultSubcommand: EvalCorpusCommand.self)
+}
+
+/// `mgpt eval [corpus]`: log-prob, perplexity, bits per char and byte, entropy of a model on a corpus.
+struct EvalCorpusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "corpus",
         abstract: "Score a model folder on a corpus: log-prob, perplexity, bits per char and byte, entropy.")
 
     @Option(help: "The model folder (config.json, model.safetensors, tokenizer.json).")

@@ -10,7 +10,7 @@ struct MGPT: ParsableCommand {
         abstract: "MiniGPT: a small transformer engine for real-time robot control.",
         version: "0.1.0",
         subcommands: [TokenizerCommand.self, InitCommand.self, LogitsCommand.self, GenerateCommand.self,
-                      InspectCommand.self, TrainCommand.self, EvalCommand.self, EvalIntentsCommand.self, ReplayCommand.self, BenchCommand.self, QuantizeCommand.self, LowRankCommand.self, LoRACommand.self, AttentionCommand.self])
+                      InspectCommand.self, TrainCommand.self, EvalCommand.self, EvalIntentsCommand.self, CalibrateCommand.self, ExplainCommand.self, ReplayCommand.self, BenchCommand.self, QuantizeCommand.self, LowRankCommand.self, LoRACommand.self, AttentionCommand.self])
 
     /// Settles the kernel path (MINIGPT_KERNELS) before any command runs: a refused value exits 78
     /// (EX_CONFIG) with the message, instead of a command starting on kernels nobody asked for.

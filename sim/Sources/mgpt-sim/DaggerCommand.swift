@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ClosedLoop
 import RobotSim
 
 /// `mgpt-sim dagger`: runs a trained model in closed loop *in process* (same decoding as mgptd:
@@ -38,7 +39,10 @@ struct DaggerCommand: ParsableCommand {
     }
 
     func run() throws {
-        let driver = try ModelDriver(model: model, config: config, window: window)
+        let driver: ClosedLoop
+        do { driver = try ClosedLoop(model: model, config: config, window: window) } catch {
+            throw ValidationError("\(model): \(error)")
+        }
         var rng = SimRNG(seed: seed ^ 0xDA66E5)
         var lines: [String] = []
         var goals = 0, collisions = 0, ticksTotal = 0, agree = 0, decisionsTotal = 0, gatedTotal = 0

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ClosedLoop
 import RobotSim
 
 /// `mgpt-sim eval`: the closed-loop score of a model as deployed — the model drives generated
@@ -51,7 +52,10 @@ struct EvalCommand: ParsableCommand {
     }
 
     func run() throws {
-        let driver = try ModelDriver(model: model, config: config, window: window)
+        let driver: ClosedLoop
+        do { driver = try ClosedLoop(model: model, config: config, window: window) } catch {
+            throw ValidationError("\(model): \(error)")
+        }
         let scenarios = closedLoopScenarios(episodes: episodes, seed: seed, families: try parseFamilies(families),
                                             faultFraction: faultFraction)
         var rng = SimRNG(seed: seed ^ 0xDA66E5)

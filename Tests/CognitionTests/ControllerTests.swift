@@ -1,0 +1,181 @@
+import Foundation
+import Testing
+import Observation
+@testable import Cognition
+
+/// The calibrated controller: debounce, hysteresis, fallback, sensor gate, calibration map and
+/// the statistics `mgpt calibrate` / `mgpt eval controller` rest on.
+@Suite struct CalibratedControllerTests {
+    func proposal(p: Float = 0.9, h: Float = 0.3) -> IntentProposal {
+        IntentProposal(index: 4, probability: p, entropy: h, grammarMass: 0.9)
+    }
+
+    @Test func debounceWaitsForConsecutiveSuspectDecisions() {
+        var t = ControllerThresholds()
+        t.hysteresisTicks = 0
+        t.debounceTicks = 3
+        var c = MetaController(thresholds: t)
+        var s = DecisionSignals()
+        #expect(c.decide(proposal(), signals: &s).reason == .ok)
+        // Two low-confidence decisions pass (debounced), the third trips the gate.
+        let low = (0..<3).map { _ in c.decide(proposal(p: 0.1), signals: &s) }
+        #expect(low.map(\.gated) == [false, false, true])
+        #expect(low[2].reason == .lowConfidence && low[2].intent == .stop && low[2].confidence == 0)
+        // A clean decision resets the count.
+        #expect(c.decide(proposal(), signals: &s).reason == .ok)
+        #expect(!c.decide(proposal(p: 0.1), signals: &s).gated)
+    }
+
+    @Test func sensorFaultsGateAtOnceDespiteDebounceAndHoldWithHysteresis() {
+        var t = ControllerThresholds()
+        t.debounceTicks = 5
+        t.hysteresisTicks = 2
+        t.fallback = .backup
+        var c = MetaController(thresholds: t)
+        var clean = DecisionSignals()
+        _ = (0..<3).map { _ in c.decide(proposal(), signals: &clean) }   // leave the start-up hold
+        var faulty = DecisionSignals()
+        faulty.sensors.flags = 1 << UInt16(SensorCheck.scannerFrozen.rawValue)
+        let d = c.decide(proposal(p: 0.99), signals: &faulty)
+        #expect(d.gated && d.reason == .sensorFault && d.intent == .backup)
+        let after = (0..<3).map { _ in c.decide(proposal(), signals: &clean).reason }
+        #expect(after == [.holding, .holding, .ok])
+        // Checks measured but not gating when disabled.
+        t.sensorLimits.enabled = false
+        var quiet = MetaController(thresholds: t)
+        _ = (0..<3).map { _ in quiet.decide(proposal(), signals: &clean) }
+        #expect(quiet.decide(proposal(), signals: &faulty).reason == .ok)
+    }
+
+    @Test func publishedConfidenceIsTheCalibratedOne() {
+        var t = ControllerThresholds()
+        t.hysteresisTicks = 0
+        t.calibration = ConfidenceMap(weights: SIMD8(0.5, 0, 0, 0, 0, 0, 0, 0), bias: 0)  // tempers p = 0.9 to ≈ 0.75
+        t.minConfidence = 0.8
+        var c = MetaController(thresholds: t)
+        var s = DecisionSignals()
+        let d = c.decide(proposal(p: 0.9), signals: &s)
+        let expected = 1 / (1 + expf(-0.5 * logf(0.9 / 0.1)))
+        #expect(abs(s.confidence - expected) < 1e-5)
+        #expect(d.gated && d.reason == .lowConfidence)   // 0.75 < 0.8 although the raw 0.9 is not
+        t.minConfidence = 0.7
+        c.thresholds = t
+        let ok = c.decide(proposal(p: 0.9), signals: &s)
+        #expect(!ok.gated && abs(ok.confidence - expected) < 1e-5)
+    }
+
+    /// Synthetic decisions: correct with probability `truth(p)`, which the raw probability overstates.
+    func synthetic(_ n: Int, seed: UInt64) -> [(DecisionSignals, Bool)] {
+        var state = seed
+        func u() -> Float {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(state >> 40) / Float(1 << 24)
+        }
+        return (0..<n).map { _ in
+            var s = DecisionSignals()
+            s.probability = 0.3 + 0.7 * u()
+            s.entropy = 1 - s.probability
+            let truth = 0.6 * s.probability    // an overconfident model
+            return (s, u() < truth)
+        }
+    }
+
+    @Test func fittedMapIsCalibratedAndMonotoneInProbability() {
+        let train = synthetic(4000, seed: 1), test = synthetic(4000, seed: 2)
+        let map = ConfidenceMap.fit(train)
+        #expect(map.weights[0] >= 0)
+        // Monotone: raising the model's probability (others fixed) never lowers confidence.
+        var s = DecisionSignals()
+        var last: Float = -1
+        for k in 1..<100 {
+            s.probability = Float(k) / 100
+            let c = map.confidence(s)
+            #expect(c >= last)
+            last = c
+        }
+        let raw = Calibration.ece(test.map { Double($0.0.probability) }, test.map(\.1))
+        let fitted = Calibration.ece(test.map { Double(map.confidence($0.0)) }, test.map(\.1))
+        #expect(raw > 0.08 && fitted < 0.04, "ECE raw \(raw) fitted \(fitted)")
+        // A feature anti-correlated with correctness cannot make the probability weight negative.
+        let flipped = train.map { s, ok in (s, !ok) }
+        #expect(ConfidenceMap.fit(flipped, use: ["logit_probability"]).weights[0] == 0)
+    }
+
+    @Test func aurocEceAndRiskCoverageOnKnownInputs() {
+        #expect(Calibration.auroc([0.1, 0.2, 0.8, 0.9], [false, false, true, true]) == 1)
+        #expect(Calibration.auroc([0.9, 0.8, 0.2, 0.1], [false, false, true, true]) == 0)
+        #expect(Calibration.auroc([0.5, 0.5, 0.5, 0.5], [false, true, false, true]) == 0.5)
+        #expect(Calibration.auroc([1, 2], [true, true]) == nil)
+        #expect(abs(Calibration.ece([0.9, 0.9, 0.9, 0.9], [true, true, true, false]) - 0.15) < 1e-9)
+        let (curve, aurc) = Calibration.riskCoverage([0.9, 0.8, 0.7, 0.6], [false, false, true, true])
+        #expect(curve.map(\.risk) == [0, 0, 1.0 / 3, 0.5])
+        #expect(abs(aurc - (0 + 0 + 1.0 / 3 + 0.5) / 4) < 1e-12)
+    }
+
+    @Test func conformalThresholdControlsTheJointErrorRate() {
+        // 1000 decisions, confidence i/1000, wrong when i < 100 (the least confident 10 %).
+        let conf = (0..<1000).map { Double($0) / 1000 }
+        let wrong = (0..<1000).map { $0 < 100 }
+        // α = 0.05: accept at most ≈ 49 wrong ones: λ just above 0.050.
+        let lambda = Calibration.conformalThreshold(conf, wrong, alpha: 0.05)
+        let acceptedWrong = conf.indices.filter { conf[$0] >= lambda && wrong[$0] }.count
+        #expect((Double(acceptedWrong) + 1) / 1001 <= 0.05)
+        #expect((Double(acceptedWrong) + 2) / 1001 > 0.05)   // the smallest such threshold
+        // α below 1 / (n + 1): nothing qualifies.
+        #expect(Calibration.conformalThreshold(conf, wrong, alpha: 0.0005) == 1)
+        // Conformal limit: ≤ δ of nominal scores exceed it.
+        let scores = (0..<999).map(Double.init)
+        #expect(Calibration.conformalLimit(scores, delta: 0.01) == 989)   // the 990th smallest of 999
+        #expect(Calibration.conformalLimit([1, 2, 3], delta: 0.01) == .infinity)
+    }
+}
+
+@Suite struct SensorMonitorTests {
+    func frame(_ t: Double, ranges: [Float], odom: Odometry, detections: [Detection] = [], bump: Bool = false) -> ObservationFrame {
+        ObservationFrame(seq: UInt64(t * 50), t: t, ranges: ranges, rangeMax: 6, detections: detections,
+                         odom: odom, bump: bump, battery: 1, route: nil)
+    }
+    func scan(_ k: Int) -> [Float] { (0..<16).map { i in 1.0 + Float((i * 7 + k * 3) % 11) * 0.001 } }
+    let moving = Odometry(x: 1, y: 1, theta: 0, v: 0.3, w: 0)
+    func moved(_ dt: Float) -> Odometry { Odometry(x: 1 + 0.3 * dt, y: 1, theta: 0, v: 0.3, w: 0) }
+
+    @Test func nominalFramesPassAndEachFaultTripsItsCheck() {
+        let m = SensorMonitor()
+        #expect(m.check(frame(0.0, ranges: scan(0), odom: moving)).isHealthy)
+        #expect(m.check(frame(0.1, ranges: scan(1), odom: moved(0.1))).isHealthy)
+        // Scanner frozen: every beam repeats exactly.
+        #expect(m.check(frame(0.2, ranges: scan(1), odom: moved(0.2))).has(.scannerFrozen))
+        // Scanner missing, and noisy (every beam off by ≈ 0.3 m).
+        #expect(m.check(frame(0.3, ranges: [], odom: moved(0.3))).has(.scannerMissing))
+        _ = m.check(frame(0.4, ranges: scan(4), odom: moved(0.4)))
+        let noisy = scan(5).enumerated().map { i, r in r + (i % 2 == 0 ? 0.3 : -0.3) }
+        #expect(m.check(frame(0.5, ranges: noisy, odom: moved(0.5))).has(.scannerNoisy))
+        // Bumper pressed with nothing near: contradiction.
+        #expect(m.check(frame(0.6, ranges: scan(6), odom: moved(0.6), bump: true)).has(.contradiction))
+        // Odometry: all zeros after real readings; pose frozen while the speed says moving.
+        #expect(m.check(frame(0.7, ranges: scan(7), odom: Odometry(x: 0, y: 0, theta: 0, v: 0, w: 0))).has(.odometryMissing))
+        _ = m.check(frame(0.8, ranges: scan(8), odom: moved(0.8)))
+        #expect(m.check(frame(0.9, ranges: scan(9), odom: moved(0.8))).has(.odometryFrozen))
+        // Odometry speed inconsistent with its own pose.
+        _ = m.check(frame(1.0, ranges: scan(10), odom: moved(1.0)))
+        let fast = Odometry(x: 1 + 0.3 * 1.1, y: 1, theta: 0, v: 0.9, w: 0)
+        #expect(m.check(frame(1.1, ranges: scan(11), odom: fast)).has(.odometryNoisy))
+    }
+
+    @Test func cameraChecksAndResetForgetTheLastFrame() {
+        let m = SensorMonitor()
+        let red = Detection(colour: "red", kind: "box", bearing: 0.2, distance: 2)
+        _ = m.check(frame(0.0, ranges: scan(0), odom: moving, detections: [red]))
+        var redMoved = red
+        redMoved.distance = 1.97
+        #expect(m.check(frame(0.1, ranges: scan(1), odom: moved(0.1), detections: [redMoved])).isHealthy)
+        #expect(m.check(frame(0.2, ranges: scan(2), odom: moved(0.2), detections: [redMoved])).has(.cameraFrozen))
+        var jumped = redMoved
+        jumped.bearing = 0.6
+        jumped.distance = 1.94
+        let h = m.check(frame(0.3, ranges: scan(3), odom: moved(0.3), detections: [jumped]))
+        #expect(h.has(.cameraNoisy) && abs(h.cameraBearingJump - 0.4) < 1e-4)
+        m.reset()
+        #expect(m.check(frame(0.4, ranges: scan(3), odom: moved(0.3), detections: [jumped])).isHealthy)
+    }
+}

@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+import Cognition
+@testable import Runtime
+
+/// `controller.calibration`, `controller.sensor_checks` and `controller.debounce_ticks`: read,
+/// validated, and every error names the key path.
+@Suite struct ControllerConfigTests {
+    let base = #""model":{"path":"m"},"context":{"instruction":"go"},"loop":{"rate_hz":100}"#
+
+    func parse(_ controller: String) throws -> RobotConfig {
+        try RobotConfig.parse(data: Data("{\(base),\"controller\":\(controller)}".utf8), file: "/etc/robot.json")
+    }
+    func error(_ controller: String) -> String {
+        do { _ = try parse(controller); return "no error" } catch { return "\(error)" }
+    }
+
+    @Test func shippedConfigCarriesAFittedCalibration() throws {
+        let c = try RobotConfig.load(path: packageRoot.appendingPathComponent("Configs/robot.json").path)
+        let t = c.thresholds
+        #expect(t.calibration != .identity && t.calibration.weights[0] > 0)
+        #expect(t.sensorLimits.enabled && t.minConfidence > 0 && t.minConfidence < 1)
+    }
+
+    @Test func calibrationAndChecksAreRead() throws {
+        let c = try parse(#"{"calibration":{"weights":{"logit_probability":1.5,"entropy":-0.25},"bias":-0.5,"fitted_on":"test"},"debounce_ticks":2,"max_exit_disagreement":0.4,"sensor_checks":{"enabled":false,"scanner_jump_m":0.2,"odometry_turn_error_radps":0.3}}"#)
+        let t = c.thresholds
+        #expect(t.calibration.weights[0] == 1.5 && t.calibration.weights[1] == -0.25 && t.calibration.bias == -0.5)
+        #expect(t.debounceTicks == 2 && t.maxExitDisagreement == 0.4)
+        #expect(!t.sensorLimits.enabled && t.sensorLimits.scannerJump == 0.2 && t.sensorLimits.odometryTurnError == 0.3)
+        #expect(try parse("{}").thresholds.calibration == .identity)
+    }
+
+    @Test func errorsNameTheKeyPath() {
+        let cases: [(String, [String])] = [
+            (#"{"calibration":{"weights":{"logit_probability":-1},"bias":0}}"#, ["controller.calibration.weights.logit_probability", "≥ 0"]),
+            (#"{"calibration":{"weights":{"logit_probabilty":1},"bias":0}}"#, ["controller.calibration.weights", "at least one of"]),
+            (#"{"calibration":{"weights":{"logit_probability":1}}}"#, ["controller.calibration.bias", "missing required key"]),
+            (#"{"calibration":{"weights":{"logit_probability":1,"entrpy":2},"bias":0}}"#, ["controller.calibration.weights.entrpy", "unknown key"]),
+            (#"{"calibration":"fitted"}"#, ["controller.calibration", "expected an object"]),
+            (#"{"sensor_checks":{"scanner_jump_m":"far"}}"#, ["controller.sensor_checks.scanner_jump_m", "expected a number"]),
+            (#"{"sensor_checks":[]}"#, ["controller.sensor_checks", "expected an object"]),
+            (#"{"debounce_ticks":0}"#, ["controller.debounce_ticks", "1.0...10000.0"]),
+        ]
+        for (json, parts) in cases {
+            let e = error(json)
+            for p in parts { #expect(e.contains(p), "\(json) → \(e)") }
+        }
+    }
+}

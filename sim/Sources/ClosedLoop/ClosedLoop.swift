@@ -1,0 +1,175 @@
+import Cognition
+import Foundation
+import MiniGPT
+import Observation
+import RobotSim
+import Runtime
+
+/// A trained model driving the simulator *in process through the daemon's own decision core*:
+/// every decision frame is serialised to the JSON the feeder publishes, offered to a
+/// `DecisionCore` (the object `mgptd`, `mgpt replay` and `mgpt bench loop` drive) and decided by
+/// its tick — context window, eviction, frame-end markers, frame checks and meta-controller are
+/// the daemon's, not a re-implementation. Only the clock is simulated (the physics tick) and there
+/// is no ZeroMQ, so hundreds of episodes take seconds. Shared by `mgpt-sim dagger` / `eval`,
+/// `mgpt calibrate` and `mgpt eval controller`.
+public final class ClosedLoop {
+    /// The robot.json the core runs with (its `context.instruction` is replaced per episode).
+    public let config: RobotConfig
+    /// The model (shared by every episode's session).
+    public let model: Transformer
+    /// Its tokenizer.
+    public let tokenizer: Tokenizer
+    /// True: a gated decision executes the fallback, as mgptd's subscribers would. False: the
+    /// proposal is executed whatever the controller says (the controller still runs and reports).
+    public var gate: Bool
+
+    /// One decision of an episode: the signals, the controller's verdict, the expert's label and
+    /// what the simulator alone knows (faults active, true clearance ahead).
+    public struct Sample: Sendable {
+        public var tick: Int
+        public var signals: DecisionSignals
+        public var proposal: Intent
+        public var decision: Decision
+        public var expert: Intent
+        /// The intent the robot executed.
+        public var executed: Intent
+        /// Faults active at this frame (kind/sensor names, e.g. "freeze/scanner"; empty: nominal).
+        public var faults: [String]
+        /// Metres to the nearest obstacle within ±30° of the heading, without sensor noise.
+        public var trueFrontClearance: Double
+        /// The proposal's verb differs from the expert's.
+        public var wrong: Bool { proposal.kind != expert.kind }
+        /// The executed intent drove forward with an obstacle closer than `unsafeClearance` ahead.
+        public var unsafe: Bool { executed.kind == .forward && trueFrontClearance < ClosedLoop.unsafeClearance }
+    }
+
+    /// Clearance ahead (m, from the robot's centre) under which driving forward counts as unsafe:
+    /// the body radius plus the expert's 0.15 m stopping margin.
+    public static let unsafeClearance = RobotParams.radius + 0.15
+
+    /// What one closed-loop episode did.
+    public struct Outcome {
+        /// Expert-labelled visited states and the episode's metrics (`result.spl` etc.).
+        public var record: EpisodeRecord
+        /// Decisions taken, executed intents equal to the expert's, decisions gated, unsafe intents executed.
+        public var decisions = 0, agreed = 0, gated = 0, unsafe = 0
+        /// Every decision (only when `run(keepSamples: true)`).
+        public var samples: [Sample] = []
+    }
+
+    /// A loop with `config` (validated robot.json) and a loaded model.
+    public init(config: RobotConfig, model: Transformer, tokenizer: Tokenizer, gate: Bool = true) {
+        self.config = config
+        self.model = model
+        self.tokenizer = tokenizer
+        self.gate = gate
+    }
+
+    /// Loads the model folder and the robot.json (`config`, or the built-in defaults with
+    /// `window` frames and an ungated controller when nil). Errors name the folder or the key.
+    public convenience init(model dir: String, config path: String?, window: Int = 8) throws {
+        let url = URL(fileURLWithPath: dir)
+        let weights = try ModelFolder.load(url)
+        let tokenizer = try Tokenizer(contentsOf: url.appendingPathComponent(ModelFolder.tokenizerFile))
+        let robot: RobotConfig
+        if let path {
+            robot = try RobotConfig.load(path: path)
+        } else {
+            let json = #"{"model": {"path": "\#(url.standardizedFileURL.path)"}, "loop": {"rate_hz": 10}, "context": {"instruction": "x", "window_ticks": \#(window)}, "record": {"enabled": false}}"#
+            robot = try RobotConfig.parse(data: Data(json.utf8), file: "(defaults)")
+        }
+        self.init(config: robot, model: Transformer(weights: weights), tokenizer: tokenizer, gate: path != nil)
+    }
+
+    /// Runs `scenario` until `DONE` or its tick limit. At each decision the executed intent is the
+    /// expert's with probability `beta` (drawn from `rng`), else the deployed model's; the
+    /// expert's intent is always what the record holds. `trace` sees (tick, world, expert,
+    /// executed model intent, proposal probability) at every decision.
+    /// `tamper`, when given, may rewrite each decision frame before the core sees it (the
+    /// adversarial suite's garbage frames); it returns true when it changed the frame, which the
+    /// sample then lists as fault `"tamper"`.
+    public func run(_ scenario: Scenario, beta: Double, rng: inout SimRNG, keepSamples: Bool = false,
+                    tamper: ((inout ObservationFrame, Int) -> Bool)? = nil,
+                    trace: ((Int, World, Intent, Intent, Float) -> Void)? = nil) -> Outcome {
+        var world = World(scenario: scenario)
+        var expert = ExpertPolicy(world: world)
+        var out = Outcome(record: EpisodeRecord(seed: scenario.seed, family: scenario.family, instruction: world.instruction,
+                                                decisions: [], result: EpisodeResult()))
+        var robot = config
+        robot.instruction = world.instruction
+        // The core only throws for contexts too small for the instruction: the sim's are short.
+        let core = try! DecisionCore(config: robot, model: model, tokenizer: tokenizer, startedAt: 0)
+        let encoder = ObservationEncoder()
+        var tokens = [Int]()
+        var intent = Intent.stop
+        out.record.result.shortestLength = EpisodeResult.shortestLength(world)
+        let tickNanos = UInt64(1e9 / Double(RobotParams.tickRate))
+        while world.tick < scenario.maxTicks {
+            var frame = world.sense()
+            if world.tick % scenario.decisionEvery == 0 {
+                let tampered = tamper?(&frame, world.tick) ?? false
+                let now = UInt64(world.tick) * tickNanos + 1
+                let expertIntent = expert.decide(world)
+                let json = (try? frame.jsonData()) ?? Data()
+                json.withUnsafeBytes { _ = core.observe($0, truncated: false, receivedAt: now) }
+                let r = core.tick(now: now)
+                let proposal = Intent(index: r.proposal.index) ?? .stop
+                // What the deployed daemon's subscriber executes: the decision (or, ungated, the proposal).
+                let modelIntent = gate ? r.decision.intent : proposal
+                if r.decision.gated { out.gated += 1 }
+                encoder.encode(frame, into: &tokens)
+                out.record.decisions.append(DecisionRecord(obs: tokens, intent: expertIntent.index))
+                out.decisions += 1
+                if modelIntent == expertIntent { out.agreed += 1 }
+                trace?(world.tick, world, expertIntent, modelIntent, r.proposal.probability)
+                intent = rng.uniform() < beta ? expertIntent : modelIntent
+                let clearance = Self.frontClearance(world)
+                if intent.kind == .forward && clearance < Self.unsafeClearance { out.unsafe += 1 }
+                if keepSamples {
+                    let faults = scenario.faults.filter { $0.isActive(at: world.tick) }
+                        .map { f in f.sensor.map { "\(f.kind.rawValue)/\($0.rawValue)" } ?? f.kind.rawValue }
+                        + (tampered ? ["tamper"] : [])
+                    out.samples.append(Sample(tick: world.tick, signals: r.signals, proposal: proposal, decision: r.decision,
+                                              expert: expertIntent, executed: intent, faults: faults,
+                                              trueFrontClearance: clearance))
+                }
+                if intent == .done {
+                    out.record.result.saidDone = true
+                    break
+                }
+            }
+            world.step(intent)
+        }
+        out.record.result.goalReached = out.record.result.saidDone && world.atGoal
+        out.record.result.collisions = world.collisions
+        out.record.result.ticks = world.tick
+        out.record.result.decisions = out.decisions
+        out.record.result.faultTicks = world.faultTicks
+        out.record.result.pathLength = world.travelled
+        return out
+    }
+
+    /// Nearest obstacle within ±30° of the heading (7 noise-free rays, metres from the centre).
+    public static func frontClearance(_ world: World) -> Double {
+        var best = RobotParams.rangeMax
+        for k in -3...3 {
+            let a = world.heading + Double(k) * .pi / 18
+            best = min(best, world.castRay(from: world.position, dir: .unit(a), limit: RobotParams.rangeMax))
+        }
+        return best
+    }
+}
+
+/// The scenarios of `mgpt-sim dagger` and `mgpt-sim eval`: episode `i` of seed `S` uses scenario
+/// seed `mix(S ^ 0xDA66E5, i)` in a family of `families` chosen by that seed, so both commands
+/// (and every model compared) see the same layouts. `faultFraction` of them (by scenario seed)
+/// get random sensor faults.
+public func closedLoopScenarios(episodes: Int, seed: UInt64, families: [ScenarioGenerator.Family],
+                                faultFraction: Double = 0) -> [Scenario] {
+    (0..<episodes).map { i in
+        let s = SimRNG.mix(seed ^ 0xDA66E5, UInt64(i))
+        let scenario = ScenarioGenerator.generate(seed: s, family: ScenarioGenerator.family(forSeed: s, among: families))
+        return ScenarioGenerator.hasFaults(seed: s, fraction: faultFraction)
+            ? ScenarioGenerator.withRandomFaults(scenario, seed: s) : scenario
+    }
+}
