@@ -2,20 +2,28 @@
 # Live soak of the daemon: mgptd at its configured rate (100 Hz by default) fed by mgpt-sim for
 # --seconds (default 60), then SIGTERM. Prints the daemon's final status counters and the
 # end-to-end latency (frame publish → intent receive over ipc://, measured by
-# clients/python/latency_probe.py in a second run), and mgptd's resident memory (VmRSS from
-# /proc/PID/status) after a warm-up (5 s; 1 s for runs under 20 s) and at the end of the feed, for
-# the drift (goal: ≤ 1024 kB over an hour). Last line:
-#   ticks=… deadline_misses=… overruns=… max_tick_us=… e2e_p50_us=… e2e_p99_us=… rss_start_kb=… rss_end_kb=… rss_drift_kb=…
+# clients/python/latency_probe.py in a second run of --seconds at 20 frames/s, random phase), and
+# mgptd's resident memory (VmRSS from /proc/PID/status) after a warm-up (5 s; 1 s for runs under
+# 20 s) and at the end of the feed, for the drift (goal: ≤ 1024 kB over an hour). Both runs count
+# the loop thread's heap allocations (MGPTD_COUNT_ALLOCATIONS=1; 0 expected, libzmq included).
+# Last line:
+#   ticks=… on_arrival=… deadline_misses=… overruns=… max_tick_us=… loop_allocs=… e2e_p50_us=… e2e_p99_us=… e2e_max_us=…
+#   … probe_overruns=… probe_deadline_misses=… probe_loop_allocs=… rss_start_kb=… rss_end_kb=… rss_drift_kb=…
 # --scratch-path DIR builds into DIR instead of .build (e.g. beside another build in the same tree).
+# --priority N runs mgptd's loop at SCHED_FIFO N (loop.realtime.priority; its publisher and libzmq
+# I/O threads at N-1) and the feeders (mgpt-sim, latency_probe.py) at SCHED_FIFO N-10 with chrt(1),
+# as on a robot whose sensor stack is real-time too: on a shared machine the figures then show the
+# daemon, not the other tenants (needs root or CAP_SYS_NICE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECS=60; CONFIG=Configs/robot.json; SCRATCH=()
+SECS=60; CONFIG=Configs/robot.json; SCRATCH=(); PRIO=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) SECS=$2; shift 2 ;;
     --config) CONFIG=$2; shift 2 ;;
     --scratch-path) SCRATCH=(--scratch-path "$2"); shift 2 ;;
-    *) echo "usage: $0 [--seconds N] [--config FILE] [--scratch-path DIR]" >&2; exit 64 ;;
+    --priority) PRIO=$2; shift 2 ;;
+    *) echo "usage: $0 [--seconds N] [--config FILE] [--scratch-path DIR] [--priority N]" >&2; exit 64 ;;
   esac
 done
 swift build -c release "${SCRATCH[@]}" --product mgptd >&2
@@ -23,19 +31,23 @@ swift build -c release "${SCRATCH[@]}" --product mgpt-sim >&2
 BIN=$(swift build -c release "${SCRATCH[@]}" --show-bin-path)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 # The same config with ipc endpoints in a private folder and recording off.
-python3 - "$CONFIG" "$tmp" <<'PY'
+FEED=()
+if [ "$PRIO" -gt 0 ]; then FEED=(chrt -f $(( PRIO > 10 ? PRIO - 10 : 1 ))); fi
+python3 - "$CONFIG" "$tmp" "$PRIO" <<'PY'
 import json, os, sys
-src, tmp = sys.argv[1], sys.argv[2]
+src, tmp, prio = sys.argv[1], sys.argv[2], int(sys.argv[3])
 c = json.load(open(src))
 base = os.path.dirname(os.path.abspath(src))
 c["model"]["path"] = os.path.normpath(os.path.join(base, c["model"]["path"]))
 c.setdefault("io", {})["sensor_endpoint"] = f"ipc://{tmp}/obs"
 c["io"]["publish_endpoint"] = f"ipc://{tmp}/out"
 c["record"] = {"enabled": False}
+if prio > 0:
+    c.setdefault("loop", {}).setdefault("realtime", {})["priority"] = prio
 json.dump(c, open(f"{tmp}/robot.json", "w"))
 PY
 echo "== soak: ${SECS} s with mgpt-sim feed" >&2
-"$BIN/mgptd" --config "$tmp/robot.json" 2> "$tmp/mgptd.log" &
+MGPTD_COUNT_ALLOCATIONS=1 "$BIN/mgptd" --config "$tmp/robot.json" 2> "$tmp/mgptd.log" &
 d=$!
 python3 clients/python/subscriber.py --endpoint "ipc://$tmp/out" --topics status --json --quiet --seconds $((SECS + 3)) > /dev/null &
 # Resident set size in kB of process $1 (VmRSS, proc(5)); "n/a" once it is gone.
@@ -43,7 +55,7 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo n/
 WARM=$(( SECS >= 20 ? 5 : 1 ))
 ( sleep "$WARM"; rss_kb $d > "$tmp/rss_start" ) &
 sampler=$!
-"$BIN/mgpt-sim" feed --scenario sim/scenarios/cluttered.json --rate 50 --publish-every 5 \
+"${FEED[@]}" "$BIN/mgpt-sim" feed --scenario sim/scenarios/cluttered.json --rate 50 --publish-every 5 \
   --endpoint "ipc://$tmp/obs" --seconds "$SECS" > /dev/null
 wait $sampler
 rss_end=$(rss_kb $d)
@@ -52,10 +64,13 @@ kill -TERM $d; wait $d
 if [ "$rss_start" != n/a ] && [ "$rss_end" != n/a ]; then rss_drift=$((rss_end - rss_start)); else rss_drift=n/a; fi
 echo "mgptd VmRSS: ${rss_start} kB after ${WARM} s warm-up, ${rss_end} kB at the end: drift ${rss_drift} kB (goal ≤ 1024 kB)" >&2
 tail -1 "$tmp/mgptd.log" >&2
-stats=$(tail -1 "$tmp/mgptd.log" | grep -o 'ticks=[0-9]*\|deadline_misses=[0-9]*\|overruns=[0-9]*\|max_tick_us=[0-9]*' | tr '\n' ' ')
-echo "== end-to-end latency over ipc:// (latency_probe.py as the feeder)" >&2
-"$BIN/mgptd" --config "$tmp/robot.json" --quiet &
+pick() { grep -o "$1" | tr '\n' ' '; }
+stats=$(tail -1 "$tmp/mgptd.log" | pick '\bticks=[0-9]*\|on_arrival=[0-9]*\|deadline_misses=[0-9]*\|overruns=[0-9]*\|max_tick_us=[0-9]*\|loop_allocs=[0-9a-z/]*')
+echo "== end-to-end latency over ipc:// (latency_probe.py as the feeder, ${SECS} s at 20 frames/s)" >&2
+MGPTD_COUNT_ALLOCATIONS=1 "$BIN/mgptd" --config "$tmp/robot.json" 2> "$tmp/probe.log" &
 d=$!
-lat=$(python3 clients/python/latency_probe.py --obs "ipc://$tmp/obs" --out "ipc://$tmp/out" --frames 600 --rate 20 | tail -1)
+lat=$("${FEED[@]}" python3 clients/python/latency_probe.py --obs "ipc://$tmp/obs" --out "ipc://$tmp/out" --frames $((SECS * 20)) --rate 20 | tail -1)
 kill -TERM $d; wait $d
-echo "${stats}${lat} rss_start_kb=${rss_start} rss_end_kb=${rss_end} rss_drift_kb=${rss_drift}"
+tail -1 "$tmp/probe.log" >&2
+probe=$(tail -1 "$tmp/probe.log" | pick 'deadline_misses=[0-9]*\|overruns=[0-9]*\|loop_allocs=[0-9a-z/]*' | sed 's/\([a-z_]*=\)/probe_\1/g')
+echo "${stats}${lat} ${probe}rss_start_kb=${rss_start} rss_end_kb=${rss_end} rss_drift_kb=${rss_drift}"

@@ -25,9 +25,15 @@ public enum SensorCheck: Int, Sendable, CaseIterable, CustomStringConvertible {
     case cameraFrozen = 7
     /// A detection's bearing jumped more than the robot's turn explains.
     case cameraNoisy = 8
+    /// The camera reports nothing although an object it tracked should still be in view (its
+    /// position carried forward by odometry lies well inside the field of view and range).
+    case cameraMissing = 9
 
     /// The snake_case name used in telemetry and `mgpt explain`.
-    public var name: String {
+    public var name: String { wireName.description }
+
+    /// The same name as a static string (written on the tick without allocating).
+    public var wireName: StaticString {
         switch self {
         case .scannerMissing: return "scanner_missing"
         case .scannerFrozen: return "scanner_frozen"
@@ -38,6 +44,7 @@ public enum SensorCheck: Int, Sendable, CaseIterable, CustomStringConvertible {
         case .odometryNoisy: return "odometry_noisy"
         case .cameraFrozen: return "camera_frozen"
         case .cameraNoisy: return "camera_noisy"
+        case .cameraMissing: return "camera_missing"
         }
     }
 
@@ -57,6 +64,9 @@ public struct SensorLimits: Sendable, Equatable {
     public var odometryTurnError: Float = 0.2
     /// |Δbearing + Δθ| (rad) of the best-matched detection above which the camera counts as noisy.
     public var cameraBearingJump: Float = 0.12
+    /// Camera field of view (rad) and range (m) for `camera_missing`: a tracked object predicted
+    /// within 0.15 rad of the field's edge or 0.5 m of its range may leave view legitimately.
+    public var cameraFOV: Float = 2.0944, cameraRange: Float = 6
     /// A pressed bumper is a contradiction when the nearest beam is farther than this (m).
     public var bumpClearance: Float = 0.6
     /// Whether the checks gate at all (false: they are still measured and reported).
@@ -101,6 +111,8 @@ public final class SensorMonitor {
     private var prevOdom = Odometry(x: 0, y: 0, theta: 0, v: 0, w: 0)
     private var prevT = 0.0
     private var havePrevious = false
+    /// The object last seen nearest (odometry frame), carried while the camera reports nothing.
+    private var trackX: Float = 0, trackY: Float = 0, trackSeen = 0
     /// Odometry has read something other than all zeros since the last reset (it starts at 0).
     private var odometrySeen = false
 
@@ -123,7 +135,7 @@ public final class SensorMonitor {
     }
 
     /// Forgets the previous frame (a new episode, or a gap in the stream).
-    public func reset() { havePrevious = false; odometrySeen = false }
+    public func reset() { havePrevious = false; odometrySeen = false; trackSeen = 0 }
 
     /// An 8-byte fingerprint of colour + kind, so detections can be matched without Strings.
     @inline(__always) private static func key(_ d: Detection) -> UInt64 {
@@ -219,6 +231,31 @@ public final class SensorMonitor {
                 }
                 h.cameraBearingJump = worst
                 if worst > L.cameraBearingJump { set(.cameraNoisy) }
+            }
+        }
+        // Camera: an object seen in ≥ 2 frames that vanished while odometry says it is still in view.
+        if !odomZero {
+            if let nearest = frame.detections.min(by: { $0.distance < $1.distance }) {
+                let a = o.theta + nearest.bearing
+                trackX = o.x + nearest.distance * cosf(a)
+                trackY = o.y + nearest.distance * sinf(a)
+                trackSeen += 1
+            } else if trackSeen >= 2 {
+                let (rx, ry) = (trackX - o.x, trackY - o.y)
+                let dist = (rx * rx + ry * ry).squareRoot()
+                let bearing = Self.wrap(atan2f(ry, rx) - o.theta)
+                // Line of sight: the scanner beam toward the predicted bearing must reach the
+                // object (an occluder in front would explain why the camera lost it).
+                var clear = true
+                if n > 0 {
+                    let k = Int((bearing / (2 * .pi / Float(n))).rounded())
+                    clear = ranges[((k % n) + n) % n] >= dist - 0.5
+                }
+                if abs(bearing) < L.cameraFOV / 2 - 0.15 && dist > 0.3 && dist < L.cameraRange - 0.5 && clear {
+                    set(.cameraMissing)
+                } else {
+                    trackSeen = 0   // left the view: nothing to expect any more
+                }
             }
         }
         // Remember this frame.

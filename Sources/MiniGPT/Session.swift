@@ -26,6 +26,8 @@ public final class Session: @unchecked Sendable {
     private let g: FloatBuffer        // (2F) gate then up; the gate half becomes silu(gate) ⊙ up
     private let z: FloatBuffer        // (2r) low-rank FFN intermediate (`ffn_rank` r > 0)
     private let logitsBuffer: FloatBuffer  // (V)
+    private let probeX: FloatBuffer        // (d) residual after `probeLayer` layers, last token
+    private let probeBuffer: FloatBuffer   // (V) the head read at `probeLayer`
     private let scores: FloatBuffer   // (H, capacity) attention probabilities of the layer last run
     /// The KV cache (KVCache.swift) in the precision `kvOptions.dtype`: keys transposed,
     /// (layers, KVH, hd, capacity), so the scores of 16 consecutive positions are 16 lanes of one
@@ -68,6 +70,8 @@ public final class Session: @unchecked Sendable {
         g = FloatBuffer(count: 2 * c.intermediateSize)
         z = FloatBuffer(count: 2 * c.ffnRank)
         logitsBuffer = FloatBuffer(count: c.vocabSize)
+        probeX = FloatBuffer(count: c.hiddenSize)
+        probeBuffer = FloatBuffer(count: c.vocabSize)
         scores = FloatBuffer(count: c.numAttentionHeads * self.capacity)
         kvCache = KVCache(config: c, capacity: self.capacity, dtype: opts.dtype)
         (ropeCos, ropeSin) = ropeTables(positions: self.capacity, headDim: c.headDim, theta: c.ropeTheta)
@@ -93,6 +97,35 @@ public final class Session: @unchecked Sendable {
 
     /// Bytes held by the KV cache.
     public var kvCacheBytes: Int { kvCache.bytes }
+
+    /// Layer count after which `step` / `prefill` also read the head for the last token (the
+    /// early-exit head, without exiting): `probeLogits` then holds what an exit at that depth
+    /// would have answered. 0 (default) = off. Costs one head product per call.
+    public var probeLayer = 0
+    private var probeValid = false
+
+    /// The head read after `probeLayer` layers in the last call (nil when the probe is off or the
+    /// call exited before that depth), (V).
+    public var probeLogits: UnsafeBufferPointer<Float>? {
+        probeValid ? UnsafeBufferPointer(probeBuffer.slice(0, model.config.vocabSize)) : nil
+    }
+
+    /// Keeps the residual `x` after layer `l` when the probe asks for that depth.
+    @inline(__always) private func probe(_ x: UnsafePointer<Float>, afterLayer l: Int) {
+        if l + 1 == probeLayer && probeLayer < model.config.numHiddenLayers {
+            probeX.pointer.update(from: x, count: model.config.hiddenSize)
+            probeValid = true
+        }
+    }
+
+    /// Reads the head on the kept residual into `probeBuffer` (after the layer loop: `h` is free).
+    @inline(__always) private func finishProbe() {
+        guard probeValid else { return }
+        let c = model.config
+        rmsnorm(h.pointer, probeX.pointer, model.finalNorm, c.hiddenSize, eps: c.rmsNormEps)
+        model.head.apply(probeBuffer.pointer, h.pointer, accumulate: false, xu: xu)
+        count(model.head, tokens: 1)
+    }
 
     /// The logits of the last step, (V).
     public var logits: UnsafeBufferPointer<Float> { UnsafeBufferPointer(logitsBuffer.slice(0, model.config.vocabSize)) }
@@ -226,6 +259,7 @@ public final class Session: @unchecked Sendable {
         }
         var depth = rule.fixedDepth(layers: c.numHiddenLayers)  // layers run fully
         var haveLogits = false
+        probeValid = false
         for (l, layer) in model.layers.enumerated() {
             if l >= depth {  // exited: state propagation into this layer's cache only
                 propagate(x, layer: l, tokens: T, start: pos)
@@ -243,6 +277,7 @@ public final class Session: @unchecked Sendable {
             for t in 0..<T { rmsnorm(h + t * d, x + t * d, layer.ffnNorm, d, eps: c.rmsNormEps) }
             layer.ffn.apply(x, h, tokens: T, batched: true, d: d, F: F, g: g, z: bz.pointer, xu: xu, xs: xs)
             layer.ffn.forEachProduct { m, products in count(m, tokens: T, products: products) }
+            if wantLogits { probe(x + (T - 1) * d, afterLayer: l) }
             if case .confident(let maxEntropy) = rule, c.earlyExitLayers.contains(l + 1) {
                 headLogits(x + (T - 1) * d)
                 if Sampler.entropy(logits) <= maxEntropy { depth = l + 1; haveLogits = true }
@@ -251,6 +286,7 @@ public final class Session: @unchecked Sendable {
         position = pos + T
         lastExitLayer = depth
         if wantLogits && !haveLogits { headLogits(x + (T - 1) * d) }
+        if wantLogits { finishProbe() }
     }
 
     /// One decode step: appends `token` at `position`, returns the next-token logits (V), valid until
@@ -268,6 +304,7 @@ public final class Session: @unchecked Sendable {
         let x = x.pointer, h = h.pointer, qkv = qkv.pointer, att = att.pointer, g = g.pointer, z = z.pointer, xu = xu
         var depth = rule.fixedDepth(layers: c.numHiddenLayers)  // layers run fully
         var haveLogits = false
+        probeValid = false
 
         x.update(from: model.embed + token * d, count: d)
         for (l, layer) in model.layers.enumerated() {
@@ -287,12 +324,14 @@ public final class Session: @unchecked Sendable {
             rmsnorm(h, x, layer.ffnNorm, d, eps: c.rmsNormEps)
             layer.ffn.apply(x, h, tokens: 1, batched: false, d: d, F: F, g: g, z: z, xu: xu, xs: xs.pointer)
             layer.ffn.forEachProduct { m, products in count(m, tokens: 1, products: products) }
+            probe(x, afterLayer: l)
             if case .confident(let maxEntropy) = rule, c.earlyExitLayers.contains(l + 1) {
                 headLogits(x)
                 if Sampler.entropy(logits) <= maxEntropy { depth = l + 1; haveLogits = true }
             }
         }
         if !haveLogits { headLogits(x) }
+        finishProbe()
         position = pos + 1
         lastExitLayer = depth
         return logits

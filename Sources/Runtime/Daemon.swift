@@ -50,6 +50,9 @@ public final class Daemon {
         let core = try DecisionCore(config: config, model: transformer, tokenizer: tokenizer, startedAt: monotonicNanos())
         do {
             context = try ZMQContext()
+            // libzmq's I/O thread carries every frame in and every intent out: with a real-time
+            // loop it runs SCHED_FIFO one below the loop (as the publisher thread does).
+            if config.realtimePriority > 0 { try context.setIOThreadRealtime(priority: Int32(max(1, config.realtimePriority - 1))) }
             sub = try ZMQSocket(context: context, type: .sub)
             try sub.setReceiveHWM(Int32(config.receiveHWM))
             try sub.setLinger(ms: 0)

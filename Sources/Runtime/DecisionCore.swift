@@ -157,6 +157,8 @@ public final class DecisionCore {
         obsBase = tokenizer.observationTokenID(0)
         frameEnd = tokenizer.frameEndTokenID
         session = Session(model: model)
+        // The exit-agreement signal: read the first early-exit head beside the full one.
+        session.probeLayer = exits.first ?? 0
         let sinks = [tokenizer.bosID] + tokenizer.encode(config.instruction)
         let need = sinks.count + ObservationEncoder.maxTokensPerFrame + 2
         guard need <= session.capacity else {
@@ -288,6 +290,9 @@ public final class DecisionCore {
         var signals = DecisionSignals()
         signals.headDisagreement = HeadSignals.disagreement(session)
         signals.sensors = monitor.check(latest)
+        if let probe = session.probeLogits {
+            signals.exitDisagreement = DecisionSignals.js(IntentDecoding.decode(probe, vocab: intents).verbs, proposal.verbs)
+        }
         if previousVerbs.sum() > 0 { signals.temporalDisagreement = DecisionSignals.js(proposal.verbs, previousVerbs) }
         previousVerbs = proposal.verbs
         signals.frameAgeMs = Float(Double(age(now)) / 1e6)

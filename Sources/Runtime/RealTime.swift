@@ -50,6 +50,18 @@ public enum RealTime {
         while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nil) == EINTR {}
     }
 
+    /// Waits until `fd` is readable or the absolute CLOCK_MONOTONIC time `deadline` (ns), with a
+    /// nanosecond timeout (ppoll(2)). 1: readable, 0: deadline reached, < 0: -errno.
+    @inline(__always)
+    public static func waitReadable(_ fd: Int32, until deadline: UInt64) -> Int32 {
+        mgrt_wait_readable(fd, deadline)
+    }
+
+    /// Names the calling thread (visible in `top -H`, `ps -L`, gdb); best effort.
+    public static func setThreadName(_ name: String) {
+        _ = name.withCString { mgrt_set_thread_name($0) }
+    }
+
     /// Wall-clock time in ns since the Unix epoch (CLOCK_REALTIME), for messages only.
     @inline(__always)
     public static func wallNanos() -> UInt64 {

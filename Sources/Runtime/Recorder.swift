@@ -4,11 +4,11 @@ import Synchronization
 
 /// MCAP channels a recording holds. Topics are stable: `mgpt replay` and Python readers rely on them.
 public enum RecordChannel: UInt8, Sendable, CaseIterable {
-    /// Every `obs` payload the daemon accepted, `sequence` = the tick that consumed it.
+    /// Every `obs` payload the daemon accepted, `sequence` = the decision that consumed it (intent `seq`).
     case obs = 0
     /// Payloads dropped as malformed or oversized (`message_encoding` "application/octet-stream").
     case rejected = 1
-    /// Every published decision (`intent` topic payload), `sequence` = the tick.
+    /// Every published decision (`intent` topic payload), `sequence` = the decision (intent `seq`): ticks and decisions on arrival.
     case intent = 2
 
     /// MCAP topic name.

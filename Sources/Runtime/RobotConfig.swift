@@ -64,9 +64,9 @@ public struct RobotConfig: Sendable {
     public var statusIntervalMillis: Int
     /// Decide as soon as a fresh frame arrives instead of at the next tick (`loop.decide_on_arrival`,
     /// default true): the loop waits on the sensor socket until the next deadline and runs the
-    /// model at once for a new frame, at most once per period and only when the recent worst
-    /// decision time still fits before the next deadline; the fixed tick keeps the watchdog,
-    /// overrun policy and status. false: frames wait for the next tick.
+    /// model at once for a new frame, at most once per period (a frame too close to the next
+    /// deadline makes the tick run early); the fixed tick keeps the watchdog, overrun policy and
+    /// status (docs/protocol.md, "Decide on arrival"). false: frames wait for the next tick.
     public var decideOnArrival: Bool = true
 
     /// The loop period in nanoseconds.

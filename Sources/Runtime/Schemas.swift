@@ -1,7 +1,7 @@
 import Foundation
 
 /// JSON Schemas (draft 2020-12) of the daemon's payloads, embedded so recordings carry them
-/// (MCAP schema records) and written out to docs/schemas/ by `mgptd --print-schema NAME`.
+/// (MCAP schema records) and copied to docs/schemas/ (SchemaTests checks they agree).
 public enum Schemas {
     /// `intent` topic payload.
     public static let intent = #"""
@@ -15,14 +15,14 @@ public enum Schemas {
                    "grammar_mass", "fresh", "exit_layer", "anytime", "obs_seq", "obs_age_us", "tick_us", "deadline_missed", "model"],
       "properties": {
         "v": {"const": 1},
-        "seq": {"type": "integer", "minimum": 0, "description": "tick number since the daemon started"},
+        "seq": {"type": "integer", "minimum": 0, "description": "decision number since the daemon started (ticks and decisions on arrival)"},
         "mono_ns": {"type": "integer", "description": "CLOCK_MONOTONIC time the decision was taken (after draining the sensor socket), ns"},
         "wall_ns": {"type": "integer", "description": "CLOCK_REALTIME when the message was written, ns since the epoch"},
         "intent": {"type": "string", "description": "text form, e.g. FORWARD(0.5), TURN_LEFT(0.25), STOP"},
         "verb": {"enum": ["STOP", "DONE", "BACKUP", "FORWARD", "TURN_LEFT", "TURN_RIGHT"]},
         "arg": {"type": ["number", "null"], "description": "fraction of max speed / turn rate; null for verbs without one"},
         "intent_index": {"type": "integer", "minimum": 0, "maximum": 12},
-        "confidence": {"type": "number", "minimum": 0, "maximum": 1, "description": "0 whenever gated"},
+        "confidence": {"type": "number", "minimum": 0, "maximum": 1, "description": "calibrated probability that the verb is right (controller.calibration; the raw verb probability without one); 0 whenever gated"},
         "gated": {"type": "boolean", "description": "true: the safe fallback replaced the model's proposal"},
         "reason": {"enum": ["ok", "high_entropy", "head_disagreement", "low_confidence", "off_grammar",
                             "stale_sensor", "no_sensor", "overrun", "holding", "sensor_fault", "exit_disagreement"]},
@@ -31,6 +31,10 @@ public enum Schemas {
         "entropy": {"type": "number", "description": "nats, over the intent block"},
         "head_disagreement": {"type": "number", "minimum": 0, "maximum": 1},
         "grammar_mass": {"type": "number", "minimum": 0, "maximum": 1},
+        "exit_disagreement": {"type": "number", "minimum": 0, "maximum": 1, "description": "JS divergence (÷ ln 2) of the verb distributions read at the first early-exit layer and at the last"},
+        "temporal_disagreement": {"type": "number", "minimum": 0, "maximum": 1, "description": "JS divergence (÷ ln 2) of this decision's verb distribution and the previous one's"},
+        "sensor_faults": {"type": "array", "items": {"enum": ["scanner_missing", "scanner_frozen", "scanner_noisy", "contradiction", "odometry_missing", "odometry_frozen", "odometry_noisy", "camera_frozen", "camera_noisy", "camera_missing"]}, "description": "frame checks that tripped (reason sensor_fault when controller.sensor_checks.enabled)"},
+        "on_arrival": {"type": "boolean", "description": "true when the decision was taken as the frame arrived rather than at a fixed tick (loop.decide_on_arrival)"},
         "fresh": {"type": "boolean", "description": "true when this tick ran the model on a new observation"},
         "exit_layer": {"type": "integer", "minimum": 0, "description": "layers the decision ran fully: the model's depth, less after an early exit; 0 before the first run"},
         "anytime": {"type": "boolean", "description": "true when the decision ran at the anytime depth because the previous tick overran (loop.overrun_policy early_exit)"},
@@ -57,7 +61,8 @@ public enum Schemas {
         "drain_us": {"type": "integer"}, "think_us": {"type": "integer"}, "publish_us": {"type": "integer"},
         "tick_us": {"type": "integer"}, "tokens_in": {"type": "integer"}, "context_positions": {"type": "integer"},
         "frames_accepted": {"type": "integer"}, "frames_malformed": {"type": "integer"},
-        "frames_oversized": {"type": "integer"}, "overruns": {"type": "integer"}, "deadline_misses": {"type": "integer"}
+        "frames_oversized": {"type": "integer"}, "overruns": {"type": "integer"}, "deadline_misses": {"type": "integer"},
+        "on_arrival": {"type": "boolean", "description": "the decision was taken as its frame arrived"}
       }
     }
     """#
@@ -82,7 +87,12 @@ public enum Schemas {
         "deadline_misses": {"type": "integer"}, "evictions": {"type": "integer"},
         "anytime": {"type": "integer", "description": "decisions taken at the anytime depth after an overrun"},
         "early_exits": {"type": "integer", "description": "decisions the confidence exit (model.exit_entropy) stopped before the last layer"},
-        "record_dropped": {"type": "integer"}, "publish_dropped": {"type": "integer"},
+        "record_dropped": {"type": "integer"}, "publish_dropped": {"type": "integer", "description": "messages the publisher ring was too full for, plus libzmq send failures"},
+        "decisions": {"type": "integer", "description": "model runs: fixed ticks and decisions on arrival"},
+        "arrival_decisions": {"type": "integer", "description": "decisions taken as their frame arrived (loop.decide_on_arrival)"},
+        "early_ticks": {"type": "integer", "description": "ticks run early because a frame arrived too close to the deadline"},
+        "arrivals_deferred": {"type": "integer", "description": "frames that waited for the tick (a model run already took place this period)"},
+        "publish_queue_full": {"type": "integer", "description": "messages dropped because the publisher ring was full"},
         "max_tick_us": {"type": "integer"}, "model": {"type": "string"}
       }
     }
@@ -154,6 +164,6 @@ public enum Schemas {
     /// Schemas by recording channel.
     public static let forRecording: [RecordChannel: String] = [.obs: obs, .intent: intent]
 
-    /// Schemas by name, for `mgptd --print-schema`.
+    /// Schemas by name (SchemaTests compares them with docs/schemas/).
     public static let all: [String: String] = ["intent": intent, "telemetry": telemetry, "status": status, "obs": obs]
 }

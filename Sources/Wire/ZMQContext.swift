@@ -25,6 +25,17 @@ public final class ZMQContext: @unchecked Sendable {
         while zmq_ctx_term(handle) != 0 && zmq_errno() == EINTR {}
     }
 
+    /// Runs libzmq's I/O thread(s) under SCHED_FIFO at `priority` (`ZMQ_THREAD_SCHED_POLICY`,
+    /// `ZMQ_THREAD_PRIORITY`): every message to and from a real-time loop passes through them.
+    /// Takes effect only before the first socket is created (libzmq starts its threads then); a
+    /// refusal by the OS is silent in libzmq (the threads keep the default scheduler).
+    public func setIOThreadRealtime(priority: Int32) throws {
+        guard zmq_ctx_set(handle, ZMQ_THREAD_SCHED_POLICY, Int32(SCHED_FIFO)) == 0,
+              zmq_ctx_set(handle, ZMQ_THREAD_PRIORITY, priority) == 0 else {
+            throw ZMQError(operation: "zmq_ctx_set(ZMQ_THREAD_SCHED_POLICY SCHED_FIFO, ZMQ_THREAD_PRIORITY \(priority))")
+        }
+    }
+
     /// libzmq's version as (major, minor, patch), e.g. (4, 3, 5).
     public static var version: (major: Int32, minor: Int32, patch: Int32) {
         var major: Int32 = 0, minor: Int32 = 0, patch: Int32 = 0

@@ -97,6 +97,39 @@ extension ZMQSocket {
         }
     }
 
+    /// The file descriptor libzmq signals when this socket's state may have changed (`ZMQ_FD`):
+    /// wait for it to become readable with poll(2)/ppoll(2), then ask `hasInput`. It is not the
+    /// data connection and is edge-like: always check `hasInput` before waiting on it, since a
+    /// message may already be queued without the descriptor being readable (zmq_getsockopt(3)).
+    public var fileDescriptor: Int32 {
+        get throws {
+            let h = try open("zmq_getsockopt(ZMQ_FD)")
+            var fd: Int32 = -1
+            var size = MemoryLayout<Int32>.size
+            guard zmq_getsockopt(h, ZMQ_FD, &fd, &size) == 0 else {
+                throw ZMQError(operation: "zmq_getsockopt(ZMQ_FD)", endpoint: endpoint)
+            }
+            return fd
+        }
+    }
+
+    /// True when a message can be received now (`ZMQ_EVENTS` has `ZMQ_POLLIN`). Reading
+    /// `ZMQ_EVENTS` also processes libzmq's pending commands, which re-arms `fileDescriptor`.
+    /// No allocation.
+    public var hasInput: Bool {
+        get throws {
+            let h = try open("zmq_getsockopt(ZMQ_EVENTS)")
+            var events: Int32 = 0
+            var size = MemoryLayout<Int32>.size
+            while zmq_getsockopt(h, ZMQ_EVENTS, &events, &size) != 0 {
+                let e = zmq_errno()
+                if e == EINTR { continue }
+                throw ZMQError(errno: e, operation: "zmq_getsockopt(ZMQ_EVENTS)", endpoint: endpoint)
+            }
+            return events & ZMQ_POLLIN != 0
+        }
+    }
+
     /// Receives one part with zmq_recv; returns its real size, or nil on EAGAIN.
     @inline(__always)
     func receivePart(_ h: UnsafeMutableRawPointer, _ into: UnsafeMutableRawBufferPointer, flags: Int32) throws -> Int? {

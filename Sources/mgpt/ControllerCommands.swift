@@ -98,7 +98,7 @@ struct CalibrateCommand: ParsableCommand {
     @Option(help: "Per-check false-alarm rate on nominal frames for the sensor limits.") var falseAlarm = 0.002
     @Option(help: "Where to write the calibrated robot.json (default: print the controller section only).") var out: String?
     @Option(help: "Closed-loop check: episodes driven with the gate on at the chosen threshold (0 = skip).") var checkEpisodes = 30
-    @Option(help: "Closed-loop check: highest gated rate allowed; the threshold is lowered in steps of 0.05 until it holds.") var maxGated = 0.05
+    @Option(help: "Closed-loop check: highest gated rate allowed; the threshold is lowered (bisection, 6 steps) until it holds.") var maxGated = 0.05
 
     func validate() throws {
         if !(0 < targetError && targetError < 1) { throw ValidationError("--target-error: expected 0 < e < 1, found \(targetError)") }
@@ -134,16 +134,16 @@ struct CalibrateCommand: ParsableCommand {
         let lambda = Calibration.conformalThreshold(conf, wrong, alpha: alpha)
         // 3b. The deployment check: a gated decision stops the robot, and a robot stopped mid-route is
         //     a state the policy rarely saw, so in closed loop uncertainty can feed on itself. Lower
-        //     the threshold until the gate-on closed-loop gated rate is within --max-gated.
+        //     the threshold (bisection) until the gate-on closed-loop gated rate is within --max-gated.
         var shipped = lambda
         var closedGated = Double.nan
         if checkEpisodes > 0 {
             let scenarios = closedLoopScenarios(episodes: checkEpisodes, seed: seed ^ 0xC4EC, families: try data.families(data.families))
-            while true {
+            func gatedRate(_ threshold: Double) -> Double {
                 var t = loop.config.thresholds
                 t.calibration = map
                 t.sensorLimits = limits
-                t.minConfidence = Float(shipped)
+                t.minConfidence = Float(threshold)
                 var robot = loop.config
                 robot.thresholds = t
                 let check = ClosedLoop(config: robot, model: loop.model, tokenizer: loop.tokenizer, gate: true)
@@ -153,10 +153,22 @@ struct CalibrateCommand: ParsableCommand {
                     let o = check.run(sc, beta: 0, rng: &rng)
                     gated += o.gated; decisions += o.decisions
                 }
-                closedGated = Double(gated) / Double(max(decisions, 1))
-                note("calibrate: min_confidence \(fmt(shipped, 3)) → closed-loop gated rate \(fmt(closedGated, 4)) over \(checkEpisodes) episodes")
-                if closedGated <= maxGated || shipped <= 0 { break }
-                shipped = max(0, shipped - 0.05)
+                let rate = Double(gated) / Double(max(decisions, 1))
+                note("calibrate: min_confidence \(fmt(threshold, 4)) → closed-loop gated rate \(fmt(rate, 4)) over \(checkEpisodes) episodes")
+                return rate
+            }
+            closedGated = gatedRate(lambda)
+            if closedGated > maxGated {
+                // Bisection for the highest threshold that keeps the gated rate within bounds
+                // (the rate rises with the threshold); 0 is the floor.
+                var lo = 0.0, hi = lambda, loRate = Double.nan
+                for _ in 0..<6 {
+                    let mid = 0.5 * (lo + hi)
+                    let r = gatedRate(mid)
+                    if r <= maxGated { lo = mid; loRate = r } else { hi = mid }
+                }
+                shipped = lo
+                closedGated = loRate.isNaN ? gatedRate(lo) : loRate
             }
         }
         let accepted = conf.indices.filter { conf[$0] >= shipped }
@@ -300,11 +312,13 @@ struct EvalControllerCommand: ParsableCommand {
                 let scenarios = closedLoopScenarios(episodes: n, seed: seed, families: try data.families(data.families), faultFraction: faults ? 1 : 0)
                 var on = (goals: 0, collisions: 0, unsafe: 0, gated: 0, decisions: 0), off = on, expert = on
                 var closedReasons: [GateReason: Int] = [:]
+                var closedChecks: [String: Int] = [:]   // checks tripped on fault-free frames
                 for sc in scenarios {
                     var rng = SimRNG(seed: sc.seed)
                     loop.gate = true
                     let a = loop.run(sc, beta: 0, rng: &rng, keepSamples: true)
                     for x in a.samples where x.decision.gated { closedReasons[x.decision.reason, default: 0] += 1 }
+                    for x in a.samples where x.faults.isEmpty { for c in SensorCheck.allCases where x.signals.sensors.has(c) { closedChecks[c.name, default: 0] += 1 } }
                     loop.gate = false
                     let b = loop.run(sc, beta: 0, rng: &rng)
                     let e = loop.run(sc, beta: 1, rng: &rng)   // the expert executes, through the same loop
@@ -319,7 +333,8 @@ struct EvalControllerCommand: ParsableCommand {
                     }
                 }
                 let d = Double(max(n, 1))
-                print("closed_loop_gate_reasons set=\(faults ? "faulted" : "nominal") " + closedReasons.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.name)=\($0.value)" }.joined(separator: " "))
+                print("closed_loop_gate_reasons set=\(faults ? "faulted" : "nominal") " + closedReasons.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.name)=\($0.value)" }.joined(separator: " ")
+                      + " false_alarms " + closedChecks.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
                 print("closed_loop set=\(faults ? "faulted" : "nominal") episodes=\(n) gate_on goal_rate=\(fmt(Double(on.goals) / d, 3)) collisions=\(on.collisions) unsafe=\(on.unsafe) gated_rate=\(fmt(Double(on.gated) / Double(max(on.decisions, 1)), 4)) gate_off goal_rate=\(fmt(Double(off.goals) / d, 3)) collisions=\(off.collisions) unsafe=\(off.unsafe) expert goal_rate=\(fmt(Double(expert.goals) / d, 3)) collisions=\(expert.collisions) unsafe=\(expert.unsafe)")
                 line += " \(label)goal_rate_on=\(fmt(Double(on.goals) / d, 3)) \(label)goal_rate_off=\(fmt(Double(off.goals) / d, 3)) \(label)expert_goal_rate=\(fmt(Double(expert.goals) / d, 3)) \(label)collisions_on=\(on.collisions) \(label)collisions_off=\(off.collisions) \(label)expert_collisions=\(expert.collisions) \(label)unsafe_on=\(on.unsafe) \(label)unsafe_off=\(off.unsafe) \(label)gated_rate_on=\(fmt(Double(on.gated) / Double(max(on.decisions, 1)), 4))"
             }

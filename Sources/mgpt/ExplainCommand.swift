@@ -43,7 +43,7 @@ struct ExplainCommand: ParsableCommand {
         let t = core.controller.thresholds
         let s = r.signals
         let tok = core.session.model.config
-        print("== tick \(r.seq)  observation seq \(r.observationSeq)  age \(fmt(Double(r.observationAgeNanos) / 1e6, 1)) ms  \(r.ranModel ? "model ran on a fresh frame" : "no fresh frame: decision repeated or decided by the watchdog")")
+        print("== tick \(r.seq)  observation seq \(r.observationSeq)  age \(fmt(Double(r.observationAgeNanos) / 1e6, 1)) ms  \(r.ranModel ? "model ran on a fresh frame" : "no fresh frame this tick: the signals below are those of the last decision (on observation seq \(r.observationSeq)), repeated or replaced by the watchdog")")
         if r.ranModel {
             print("observation tokens (\(r.tokensIn), vocabulary ids): \(core.lastObservationTokens)")
             print("context: \(r.contextPositions) positions in the KV cache, exit layer \(r.exitLayer) of \(tok.numHiddenLayers)\(r.anytime ? " (anytime depth)" : "")")

@@ -49,8 +49,12 @@ struct MGPTD: ParsableCommand {
         let daemon: Daemon
         do { daemon = try Daemon(config: cfg, log: log) } catch let e as DaemonError { throw die(e.code, e.message) }
         log("kernels \(kernels) (this CPU supports \(KernelPath.supported.joined(separator: ", ")); MINIGPT_KERNELS forces one)")
-        log("loop \(cfg.rateHz) Hz (period \(cfg.periodNanos / 1000) µs, budget \(cfg.budgetMicros) µs, overrun policy \(cfg.overrunPolicy)); sensor SUB \(cfg.sensorEndpoint) topic \"\(cfg.topicObs)\"; PUB \(cfg.publishEndpoint)")
+        log("loop \(cfg.rateHz) Hz (period \(cfg.periodNanos / 1000) µs, budget \(cfg.budgetMicros) µs, overrun policy \(cfg.overrunPolicy), \(cfg.decideOnArrival ? "decides on frame arrival" : "decides at ticks only")); sensor SUB \(cfg.sensorEndpoint) topic \"\(cfg.topicObs)\"; PUB \(cfg.publishEndpoint)")
         if let r = daemon.recorder { log("recording to \(r.path)") }
+        // The soak's release-build check of the loop thread (scripts/soak-daemon.sh): count every
+        // allocation the loop thread makes and report it at the stop (`loop_allocs=`, 0 expected).
+        let countAllocations = ProcessInfo.processInfo.environment["MGPTD_COUNT_ALLOCATIONS"] == "1" && DecisionLoop.allocationCountingSupported
+        if countAllocations { DecisionLoop.countAllocations(true) }
         daemon.start()
         usleep(20_000)
         for line in daemon.loop.setupReport { log(line) }
@@ -79,12 +83,12 @@ struct MGPTD: ParsableCommand {
             if Date().timeIntervalSince(lastReport) >= 10 {
                 lastReport = Date()
                 let c = daemon.loop.core.counters
-                log("ticks=\(c.ticks) model_runs=\(c.modelRuns) frames=\(c.framesAccepted) malformed=\(c.framesMalformed) oversized=\(c.framesOversized) gated=\(c.gated) watchdog=\(c.watchdog) overruns=\(c.overruns) deadline_misses=\(c.deadlineMisses) max_tick_us=\(daemon.loop.maxTickNanos / 1000)")
+                log("ticks=\(daemon.loop.ticks) decisions=\(c.ticks) on_arrival=\(daemon.loop.arrivalDecisions) model_runs=\(c.modelRuns) frames=\(c.framesAccepted) malformed=\(c.framesMalformed) oversized=\(c.framesOversized) gated=\(c.gated) watchdog=\(c.watchdog) overruns=\(c.overruns) deadline_misses=\(c.deadlineMisses) max_tick_us=\(daemon.loop.maxTickNanos / 1000)")
             }
         }
         daemon.stop()
         let c = daemon.loop.core.counters
-        log("stopped: ticks=\(c.ticks) frames=\(c.framesAccepted) malformed=\(c.framesMalformed) oversized=\(c.framesOversized) overruns=\(c.overruns) deadline_misses=\(c.deadlineMisses) max_tick_us=\(daemon.loop.maxTickNanos / 1000)\(daemon.recorder.map { " recording=\($0.path)" } ?? "")")
+        log("stopped: ticks=\(daemon.loop.ticks) decisions=\(c.ticks) on_arrival=\(daemon.loop.arrivalDecisions) frames=\(c.framesAccepted) malformed=\(c.framesMalformed) oversized=\(c.framesOversized) overruns=\(c.overruns) deadline_misses=\(c.deadlineMisses) max_tick_us=\(daemon.loop.maxTickNanos / 1000) publish_dropped=\(daemon.loop.publishDropped) publish_delay_p50_us=\(daemon.loop.publisher.queueDelayMicros(percentile: 50).map { "\($0)" } ?? "n/a") publish_delay_p99_us=\(daemon.loop.publisher.queueDelayMicros(percentile: 99).map { "\($0)" } ?? "n/a") loop_allocs=\(countAllocations ? "\(daemon.loop.loopThreadAllocations)" : "n/a")\(daemon.recorder.map { " recording=\($0.path)" } ?? "")")
     }
 }
 

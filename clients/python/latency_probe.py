@@ -2,17 +2,18 @@
 """End-to-end latency of mgptd: frame publish → intent receive, measured from one process.
 
     python3 clients/python/latency_probe.py --obs ipc:///tmp/mgpt-obs --out ipc:///tmp/mgpt-out \
-        [--frames 600] [--rate 10] [--frames-file FILE.jsonl]
+        [--frames 600] [--rate 10] [--verbose US]
 
 Acts as the sensor feeder (binds a PUB on --obs, like mgpt-sim) and as a subscriber of the daemon's
 intents (connects a SUB to --out). Each frame carries a new `seq`; when an intent with
 `fresh: true` and `obs_seq == seq` arrives, latency = its receive time − the frame's send time
-(both CLOCK_MONOTONIC on this host). The daemon ticks on its own clock, so the figure includes the
-wait for the next tick (up to one period; frames are sent with a random phase so that wait is
-sampled uniformly) plus the tick itself. The intent's `obs_age_us` gives the frame-arrival →
-decision part alone. Frames come from --frames-file
-(JSON lines of obs payloads, e.g. recorded with mgpt-sim) or are synthetic. Last line:
-`e2e_p50_us=… e2e_p99_us=… e2e_max_us=… matched=… sent=…`.
+(both CLOCK_MONOTONIC on this host). Frames are sent with a random phase against the daemon's
+own tick clock. With `loop.decide_on_arrival` (the default) the daemon decides a frame as soon as
+it arrives (`on_arrival: true` in the intent), so the figure is transport + decision; with it off,
+it also includes the wait for the next tick (up to one period, sampled uniformly). The intent's
+`obs_age_us` gives the frame-arrival → decision part alone. Frames are synthetic. Last line:
+`e2e_p50_us=… e2e_p99_us=… e2e_max_us=… matched=… sent=… on_arrival=…` (on_arrival: the share of
+matched intents decided on arrival).
 """
 import argparse
 import json
@@ -50,6 +51,8 @@ def main():
     ap.add_argument("--frames", type=int, default=600)
     ap.add_argument("--rate", type=float, default=10.0, help="frames per second")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--verbose", type=float, default=0, metavar="US",
+                    help="print each matched intent slower than US µs to stderr")
     args = ap.parse_args()
 
     ctx = zmq.Context.instance()
@@ -61,7 +64,7 @@ def main():
     rng = random.Random(args.seed)
     time.sleep(1.0)  # slow joiner: let mgptd's SUB connect to us and ours to it
 
-    sent, lat = {}, []
+    sent, lat, arrival = {}, [], []
     period = 1.0 / args.rate
     next_send = time.monotonic()
     seq = 0
@@ -87,12 +90,15 @@ def main():
             s = d.get("obs_seq")
             if d.get("fresh") and s in sent:
                 lat.append((t - sent.pop(s)) / 1000.0)
+                arrival.append(bool(d.get("on_arrival")))
+                if args.verbose and lat[-1] > args.verbose:
+                    print(f"slow: seq {s} {lat[-1]:.0f} us on_arrival={d.get('on_arrival')} obs_age_us={d.get('obs_age_us')} tick_us={d.get('tick_us')}", file=sys.stderr)
     if not lat:
         print("no intent matched a frame: is mgptd running with io.sensor_endpoint =", args.obs, file=sys.stderr)
         return 1
     print(f"frames sent {args.frames} at {args.rate} Hz, intents matched {len(lat)}")
     print(f"e2e_p50_us={pct(lat, 0.5):.0f} e2e_p99_us={pct(lat, 0.99):.0f} e2e_max_us={max(lat):.0f} "
-          f"matched={len(lat)} sent={args.frames}")
+          f"matched={len(lat)} sent={args.frames} on_arrival={sum(arrival) / len(arrival):.3f}")
     return 0
 
 

@@ -28,6 +28,8 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Fraction of episodes (0…1, by scenario seed) given 1–3 random sensor faults.") var faultFraction = 0.0
     @Option(help: "Frames in the rolling context when there is no --config.") var window = 8
     @Flag(help: "Print one line per episode (model and expert side by side).") var verbose = false
+    @Option(help: "Evaluate this scenario file (sim/scenarios/*.json) instead of generated ones (--episodes, --families, --seed, --fault-fraction are then ignored).")
+    var scenario: String?
 
     func validate() throws {
         if episodes < 1 { throw ValidationError("--episodes: expected ≥ 1, found \(episodes)") }
@@ -56,8 +58,13 @@ struct EvalCommand: ParsableCommand {
         do { driver = try ClosedLoop(model: model, config: config, window: window) } catch {
             throw ValidationError("\(model): \(error)")
         }
-        let scenarios = closedLoopScenarios(episodes: episodes, seed: seed, families: try parseFamilies(families),
+        let scenarios: [Scenario]
+        if let scenario {
+            do { scenarios = [try Scenario.load(path: scenario)] } catch { throw ValidationError("\(error)") }
+        } else {
+            scenarios = closedLoopScenarios(episodes: episodes, seed: seed, families: try parseFamilies(families),
                                             faultFraction: faultFraction)
+        }
         var rng = SimRNG(seed: seed ^ 0xDA66E5)
         var modelTally = Tally(), expertTally = Tally()
         var perFamily: [String: (model: Tally, expert: Tally)] = [:]
@@ -82,6 +89,6 @@ struct EvalCommand: ParsableCommand {
             print("family=\(family) episodes=\(t.model.episodes) goal_rate=\(fmt(t.model.goalRate)) collisions=\(t.model.collisions) spl=\(fmt(t.model.meanSPL)) expert_goal_rate=\(fmt(t.expert.goalRate)) expert_spl=\(fmt(t.expert.meanSPL))")
         }
         let splRatio = expertTally.meanSPL > 0 ? modelTally.meanSPL / expertTally.meanSPL : 0
-        print("goal_rate=\(fmt(modelTally.goalRate)) collisions=\(modelTally.collisions) mean_ticks=\(fmt(modelTally.meanTicks, 1)) spl=\(fmt(modelTally.meanSPL)) gated_rate=\(fmt(Double(gated) / Double(max(decisions, 1)))) expert_goal_rate=\(fmt(expertTally.goalRate)) expert_spl=\(fmt(expertTally.meanSPL)) spl_ratio=\(fmt(splRatio)) expert_collisions=\(expertTally.collisions) expert_mean_ticks=\(fmt(expertTally.meanTicks, 1)) expert_agreement=\(fmt(Double(agreed) / Double(max(decisions, 1)))) episodes=\(episodes) fault_episodes=\(faultEpisodes)")
+        print("goal_rate=\(fmt(modelTally.goalRate)) collisions=\(modelTally.collisions) mean_ticks=\(fmt(modelTally.meanTicks, 1)) spl=\(fmt(modelTally.meanSPL)) gated_rate=\(fmt(Double(gated) / Double(max(decisions, 1)))) expert_goal_rate=\(fmt(expertTally.goalRate)) expert_spl=\(fmt(expertTally.meanSPL)) spl_ratio=\(fmt(splRatio)) expert_collisions=\(expertTally.collisions) expert_mean_ticks=\(fmt(expertTally.meanTicks, 1)) expert_agreement=\(fmt(Double(agreed) / Double(max(decisions, 1)))) episodes=\(scenarios.count) fault_episodes=\(faultEpisodes)")
     }
 }

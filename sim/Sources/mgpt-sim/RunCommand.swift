@@ -13,13 +13,17 @@ struct IntentMessage: Decodable {
     var intent: String
     /// Sequence number (of the observation frame the intent answers).
     var seq: UInt64?
+    /// The fallback replaced the model's proposal.
+    var gated: Bool?
+    /// This tick ran the model on a new frame (a decision, not a repeat).
+    var fresh: Bool?
 }
 
 extension MGPTSim {
     /// Closed loop: publishes frames and drives the robot with the daemon's intents.
     struct Run: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Closed loop with the daemon: publish obs, apply its intents; last line goal_reached=… collisions=… ticks=… stale_ticks=… final_distance=… seconds=….")
+            abstract: "Closed loop with the daemon: publish obs, apply its intents; last line goal_reached=… collisions=… ticks=… stale_ticks=… final_distance=… seconds=… decisions=… gated_rate=… (decisions = intents with fresh=true).")
 
         @OptionGroup var source: ScenarioOptions
         @OptionGroup var feed: FeedOptions
@@ -53,7 +57,7 @@ extension MGPTSim {
             var world = World(scenario: scenario)
             var intent = Intent.stop
             var lastArrival = -1           // tick of the newest intent
-            var stale = 0, received = 0, bad = 0, lagSum = 0, lagCount = 0
+            var stale = 0, received = 0, bad = 0, lagSum = 0, lagCount = 0, decisions = 0, gatedDecisions = 0
             var done = false
             var clock = RateClock(hz: feed.rate)
             let limit = feed.seconds.map { Int(($0 * feed.rate).rounded()) } ?? scenario.maxTicks
@@ -69,6 +73,10 @@ extension MGPTSim {
                           let parsed = try? Intent(parsing: msg.intent) else { bad += 1; continue }
                     intent = parsed
                     received += 1
+                    if msg.fresh == true {
+                        decisions += 1
+                        if msg.gated == true { gatedDecisions += 1 }
+                    }
                     lastArrival = world.tick
                     if let s = msg.seq, s <= UInt64(world.tick) { lagSum += world.tick - Int(s); lagCount += 1 }
                 }
@@ -80,7 +88,7 @@ extension MGPTSim {
             }
             let meanLag = lagCount > 0 ? Double(lagSum) / Double(lagCount) : 0
             say("intents=\(received) bad_intents=\(bad) mean_lag_ticks=\(fmt(meanLag, 2)) fault_ticks=\(world.faultTicks) skipped_deadlines=\(clock.skipped) said_done=\(done)")
-            say("goal_reached=\(done && world.atGoal) collisions=\(world.collisions) ticks=\(world.tick) stale_ticks=\(stale) final_distance=\(fmt(world.distanceToTarget, 2)) seconds=\(fmt(world.time, 2))")
+            say("goal_reached=\(done && world.atGoal) collisions=\(world.collisions) ticks=\(world.tick) stale_ticks=\(stale) final_distance=\(fmt(world.distanceToTarget, 2)) seconds=\(fmt(world.time, 2)) decisions=\(decisions) gated_rate=\(fmt(Double(gatedDecisions) / Double(max(decisions, 1)), 4))")
         }
     }
 }
