@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The C kernels on arm64, tested from an x86-64 machine: cross-compiles Tests/kernels-c/test_kernels.c
 # (which includes Sources/CMiniGPTKernels/*.c) with Debian's gcc-aarch64-linux-gnu and runs it under
-# qemu-user, so the NEON and sdot INT8 paths are checked against the portable C on every CI run.
+# qemu-user, so the NEON and sdot INT8 paths are checked against the portable C on every CI run:
+# INT8 products (matvec and the batched-prefill GEMM, bit for bit), the FP32 GEMM, and the KV block
+# attention against the decode kernel token by token.
 #
 #   1. host build (x86-64): every x86 path this CPU has against portable; writes the checksums;
 #      then the same binary under qemu-x86_64 as a Haswell (AVX2 only) and a Westmere (no AVX)

@@ -50,11 +50,51 @@ GENERIC void matvec_generic(float *out, const float *wp, const float *x, int row
     }
 }
 
+// Batched prefill: each 16-row panel against tiles of up to 4 tokens, so a panel column is loaded once
+// per tile (L1-resident panels instead of one pass over the whole matrix per token). Every lane sums
+// in matvec_generic's order (c = 0, 1, …, a multiply then an add), so the result equals T matvecs
+// bit for bit.
 GENERIC void matmul_generic(float *out, int ldo, const float *wp, const float *x, int ldx, int T, int rows, int cols, int accumulate) {
-    for (int t = 0; t < T; t++) matvec_generic(out + (size_t)t * ldo, wp, x + (size_t)t * ldx, rows, cols, accumulate);
+    const int nb = (rows + 15) / 16;
+    for (int b = 0; b < nb; b++) {
+        const float *p = wp + (size_t)b * cols * 16;
+        for (int t0 = 0; t0 < T; t0 += 4) {
+            const int tt = T - t0 < 4 ? T - t0 : 4;
+            float acc[4][16] = {{0}};
+            for (int c = 0; c < cols; c++)
+                for (int t = 0; t < tt; t++) {
+                    const float xc = x[(size_t)(t0 + t) * ldx + c];
+                    for (int i = 0; i < 16; i++) acc[t][i] += p[(size_t)c * 16 + i] * xc;
+                }
+            for (int t = 0; t < tt; t++) {
+                float *o = out + (size_t)(t0 + t) * ldo;
+                for (int i = 0; i < 16 && 16 * b + i < rows; i++) o[16 * b + i] = accumulate ? o[16 * b + i] + acc[t][i] : acc[t][i];
+            }
+        }
+    }
 }
 
 GENERIC void exp_generic(float *out, const float *x, int n) { for (int i = 0; i < n; i++) out[i] = expf(x[i]); }
+
+// The scale and the products shared by every instance: out[i] = x[i] · scale · weight[i] (in that
+// order), scale = 1 / √(ms + eps), from the sum of squares s of mgk_rmsnorm_f32's contract.
+GENERIC void rmsnorm_finish(float *out, const float *x, const float *weight, int n, float eps, float s) {
+    const float ms = s / (float)n;
+    const float scale = 1.0f / sqrtf(ms + eps);
+    for (int i = 0; i < n; i++) out[i] = x[i] * scale * weight[i];
+}
+
+// Sum of squares as Swift's SIMD16 `dot` computes it: 16 fused lanes, lanes added in order.
+GENERIC void rmsnorm_generic(float *out, const float *x, const float *weight, int n, float eps) {
+    float lane[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++) lane[l] = fmaf(x[i + l], x[i + l], lane[l]);
+    float s = -0.0f;
+    for (int l = 0; l < 16; l++) s += lane[l];
+    for (; i < n; i++) s += x[i] * x[i];
+    rmsnorm_finish(out, x, weight, n, eps, s);
+}
 
 GENERIC void softmax_generic(float *x, int n) {
     if (n <= 0) return;
@@ -103,6 +143,7 @@ GENERIC void attention_block_generic(float *out, int ldo, float *p, int pstride,
 static void matvec_portable(float *out, const float *wp, const float *x, int rows, int cols, int accumulate) { matvec_generic(out, wp, x, rows, cols, accumulate); }
 static void matmul_portable(float *out, int ldo, const float *wp, const float *x, int ldx, int T, int rows, int cols, int accumulate) { matmul_generic(out, ldo, wp, x, ldx, T, rows, cols, accumulate); }
 static void exp_portable(float *out, const float *x, int n) { exp_generic(out, x, n); }
+static void rmsnorm_portable(float *out, const float *x, const float *weight, int n, float eps) { rmsnorm_generic(out, x, weight, n, eps); }
 static void softmax_portable(float *x, int n) { softmax_generic(x, n); }
 static void swiglu_portable(float *g, const float *u, int n) { swiglu_generic(g, u, n); }
 static void attention_portable(float *out, float *p, const float *q, const float *k, const float *v, int n, int hd, int kstride, float scale) {
@@ -119,7 +160,7 @@ static void attention_block_portable(float *out, int ldo, float *p, int pstride,
 
 static const mgk_fp32_kernels fp32_portable = {
     matvec_portable, matmul_portable, attention_portable, attention_group_portable, attention_block_portable,
-    softmax_portable, swiglu_portable, exp_portable,
+    softmax_portable, swiglu_portable, exp_portable, rmsnorm_portable,
 };
 
 #if defined(__x86_64__)
@@ -289,14 +330,111 @@ T_AVX2 static void attention_group_avx2(float *out, float *p, int pstride, const
                                         int G, int n, int hd, int kstride, float scale) {
     attention_group_generic(out, p, pstride, q, k, v, G, n, hd, kstride, scale, softmax_avx2);
 }
+// Batched prefill over an FP32 cache: explicit, each K block and value slice loaded once per four
+// query rows, but every lane does attention_generic's operations in its order (a multiply, then an
+// add: the generic loops are built with -ffp-contract=off), so each row (token, head) is
+// bit-identical to the decode step's attention_group_avx2 over its own n0 + t + 1 positions.
 T_AVX2 static void attention_block_avx2(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
                                         const float *k, const float *v, int T, int G, int n0, int hd, int kstride, float scale) {
-    attention_block_generic(out, ldo, p, pstride, q, ldq, k, v, T, G, n0, hd, kstride, scale, softmax_avx2);
+    if (hd % 8 != 0) { attention_block_generic(out, ldo, p, pstride, q, ldq, k, v, T, G, n0, hd, kstride, scale, softmax_avx2); return; }
+    const int R = T * G, nmax = n0 + T;
+    const __m256 sc = _mm256_set1_ps(scale);
+    for (int r0 = 0; r0 < R; r0 += 4) {  // scores: 16 positions × 4 rows per pass
+        const int nr = R - r0 < 4 ? R - r0 : 4;
+        const int nlong = n0 + (r0 + nr - 1) / G + 1;  // the longest row of this tile
+        const float *qr[4];
+        float *pr[4];
+        for (int j = 0; j < 4; j++) {  // a short last tile repeats its first row (same values)
+            const int r = r0 + (j < nr ? j : 0);
+            qr[j] = q + (size_t)(r / G) * ldq + (size_t)(r % G) * hd;
+            pr[j] = p + (size_t)r * pstride;
+        }
+        int s = 0;
+        for (; s + 16 <= nlong; s += 16) {
+            __m256 a[4][2];
+            for (int j = 0; j < 4; j++) a[j][0] = a[j][1] = _mm256_setzero_ps();
+            for (int i = 0; i < hd; i++) {
+                const float *row = k + (size_t)i * kstride + s;
+                const __m256 k0 = _mm256_loadu_ps(row), k1 = _mm256_loadu_ps(row + 8);
+                for (int j = 0; j < 4; j++) {
+                    const __m256 qi = _mm256_broadcast_ss(qr[j] + i);
+                    a[j][0] = _mm256_add_ps(a[j][0], _mm256_mul_ps(qi, k0));
+                    a[j][1] = _mm256_add_ps(a[j][1], _mm256_mul_ps(qi, k1));
+                }
+            }
+            for (int j = 0; j < 4; j++) {
+                _mm256_storeu_ps(pr[j] + s, _mm256_mul_ps(a[j][0], sc));
+                _mm256_storeu_ps(pr[j] + s + 8, _mm256_mul_ps(a[j][1], sc));
+            }
+        }
+        for (int j = 0; j < nr; j++) {  // the positions past the last full block, row by row
+            const int n = n0 + (r0 + j) / G + 1;
+            for (int t = s; t < n; t++) {
+                float acc = 0;
+                for (int i = 0; i < hd; i++) acc += qr[j][i] * k[(size_t)i * kstride + t];
+                pr[j][t] = acc * scale;
+            }
+        }
+    }
+    for (int r = 0; r < R; r++) {  // causal: row (t, g) keeps n0 + t + 1 positions
+        const int n = n0 + r / G + 1;
+        float *pr = p + (size_t)r * pstride;
+        softmax_avx2(pr, n);
+        for (int s = n; s < nmax; s++) pr[s] = 0;
+    }
+    for (int r0 = 0; r0 < R; r0 += 4) {  // weighted sums: 16 dims × 4 rows per pass, one chain per lane
+        const int nr = R - r0 < 4 ? R - r0 : 4;
+        const int n = n0 + (r0 + nr - 1) / G + 1;
+        const float *pr[4];
+        for (int j = 0; j < 4; j++) pr[j] = p + (size_t)(r0 + (j < nr ? j : 0)) * pstride;
+        for (int c = 0; c < hd; c += 16) {
+            const int two = hd - c >= 16;
+            __m256 a[4][2];
+            for (int j = 0; j < 4; j++) a[j][0] = a[j][1] = _mm256_setzero_ps();
+            for (int t = 0; t < n; t++) {
+                const float *row = v + (size_t)t * hd + c;
+                const __m256 v0 = _mm256_loadu_ps(row), v1 = two ? _mm256_loadu_ps(row + 8) : _mm256_setzero_ps();
+                for (int j = 0; j < 4; j++) {
+                    const __m256 w = _mm256_broadcast_ss(pr[j] + t);
+                    a[j][0] = _mm256_add_ps(a[j][0], _mm256_mul_ps(w, v0));
+                    if (two) a[j][1] = _mm256_add_ps(a[j][1], _mm256_mul_ps(w, v1));
+                }
+            }
+            for (int j = 0; j < nr; j++) {
+                const int r = r0 + j;
+                float *o = out + (size_t)(r / G) * ldo + (size_t)(r % G) * hd + c;
+                _mm256_storeu_ps(o, a[j][0]);
+                if (two) _mm256_storeu_ps(o + 8, a[j][1]);
+            }
+        }
+    }
+}
+
+// RMSNorm: the 16 fused lanes are two ymm of vfmadd (the same per-lane operation as fmaf).
+T_AVX2 static void rmsnorm_avx2(float *out, const float *x, const float *weight, int n, float eps) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8);
+        a0 = _mm256_fmadd_ps(x0, x0, a0);
+        a1 = _mm256_fmadd_ps(x1, x1, a1);
+    }
+    float lane[16];
+    _mm256_storeu_ps(lane, a0);
+    _mm256_storeu_ps(lane + 8, a1);
+    float s = -0.0f;
+    for (int l = 0; l < 16; l++) s += lane[l];
+    for (; i < n; i++) s += x[i] * x[i];
+    const float scale = 1.0f / sqrtf(s / (float)n + eps);
+    const __m256 sc = _mm256_set1_ps(scale);
+    int j = 0;
+    for (; j + 8 <= n; j += 8) _mm256_storeu_ps(out + j, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + j), sc), _mm256_loadu_ps(weight + j)));
+    for (; j < n; j++) out[j] = x[j] * scale * weight[j];
 }
 
 static const mgk_fp32_kernels fp32_avx2 = {
     matvec_avx2, matmul_avx2, attention_avx2, attention_group_avx2, attention_block_avx2,
-    softmax_avx2, swiglu_avx2, exp_avx2,
+    softmax_avx2, swiglu_avx2, exp_avx2, rmsnorm_avx2,
 };
 
 // ---- AVX-512F ------------------------------------------------------------------------------------
@@ -632,9 +770,23 @@ T_AVX512 static void attention_block_avx512(float *out, int ldo, float *p, int p
     }
 }
 
+// RMSNorm: the 16 fused lanes are one zmm (the same per-lane operation as fmaf); the products as
+// rmsnorm_finish, which the compiler vectorises for AVX-512 here.
+T_AVX512 static void rmsnorm_avx512(float *out, const float *x, const float *weight, int n, float eps) {
+    __m512 a = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= n; i += 16) { const __m512 v = _mm512_loadu_ps(x + i); a = _mm512_fmadd_ps(v, v, a); }
+    float lane[16];
+    _mm512_storeu_ps(lane, a);
+    float s = -0.0f;
+    for (int l = 0; l < 16; l++) s += lane[l];
+    for (; i < n; i++) s += x[i] * x[i];
+    rmsnorm_finish(out, x, weight, n, eps, s);
+}
+
 static const mgk_fp32_kernels fp32_avx512 = {
     matvec_avx512, matmul_avx512, attention_avx512, attention_group_avx512, attention_block_avx512,
-    softmax_avx512, swiglu_avx512, exp_avx512,
+    softmax_avx512, swiglu_avx512, exp_avx512, rmsnorm_avx512,
 };
 #endif
 
@@ -680,3 +832,4 @@ void mgk_attention_block_f32(float *out, int ldo, float *p, int pstride, const f
 void mgk_softmax_f32(float *x, int n) { fp32()->softmax(x, n); }
 void mgk_swiglu_f32(float *g, const float *u, int n) { fp32()->swiglu(g, u, n); }
 void mgk_exp_f32(float *out, const float *x, int n) { fp32()->exp(out, x, n); }
+void mgk_rmsnorm_f32(float *out, const float *x, const float *weight, int n, float eps) { fp32()->rmsnorm(out, x, weight, n, eps); }

@@ -161,6 +161,52 @@ epilogue(float *out, const int32_t *acc, const float *wscale, float xscale, int 
     }
 }
 
+// ---- batched prefill (GEMM) on every path --------------------------------------------------------
+// mgk_matmul_i8 runs each 16-row panel (≤ 5 KB at this model's widths: L1-resident) against tiles of
+// TT tokens: a tile kernel loads each 64-byte column group once and applies it to all TT tokens from
+// registers, writing the TT × 16 int32 row sums (each path's sums are its matvec's, exactly); the
+// float epilogue is the shared one. So every path's GEMM equals T calls of its mgk_matvec_i8 bit for
+// bit. A path's driver picks TT ∈ {1…MAXT} as compile-time constants (switch), so the tile loops
+// unroll into registers.
+#define MATMUL_TILED(NAME, ATTR, TILE, MAXT)                                                                      \
+    ATTR static void NAME(float *out, int ldo, const int8_t *wp, const float *wscale, const int32_t *bias,        \
+                          const uint8_t *xu, const float *xscale, int T, int rows, int cols4, int accumulate) {   \
+        const int nbt = (rows + 15) / 16, k4 = cols4 / 4;                                                         \
+        int32_t acc[(MAXT) * 16];                                                                                 \
+        for (int b = 0; b < nbt; b++) {                                                                           \
+            const int8_t *p = wp + (size_t)b * k4 * 64;                                                           \
+            const int r0 = 16 * b, n = rows - r0 < 16 ? rows - r0 : 16;                                           \
+            for (int t = 0; t < T; t += (MAXT)) {                                                                 \
+                const int tt = T - t < (MAXT) ? T - t : (MAXT);                                                   \
+                const uint8_t *x = xu + (size_t)t * cols4;                                                        \
+                switch (tt) {                                                                                     \
+                case 1: TILE(acc, p, bias + r0, x, cols4, k4, 1); break;                                          \
+                case 2: TILE(acc, p, bias + r0, x, cols4, k4, (MAXT) >= 2 ? 2 : 1); break;                        \
+                case 3: TILE(acc, p, bias + r0, x, cols4, k4, (MAXT) >= 3 ? 3 : 1); break;                        \
+                default: TILE(acc, p, bias + r0, x, cols4, k4, (MAXT) >= 4 ? 4 : 1); break;                       \
+                }                                                                                                 \
+                for (int j = 0; j < tt; j++)                                                                      \
+                    epilogue(out + (size_t)(t + j) * ldo + r0, acc + 16 * j, wscale + r0, xscale[t + j], n, accumulate); \
+            }                                                                                                     \
+        }                                                                                                         \
+    }
+
+// Portable: the reference loops over TT tokens per weight byte (integer sums: order is irrelevant).
+static inline __attribute__((always_inline)) void
+tile_portable(int32_t *acc, const int8_t *p, const int32_t *bias, const uint8_t *xu, int cols4, int k4, const int TT) {
+    (void)bias;
+    int32_t a[4][16];
+    memset(a, 0, sizeof a);
+    for (int k = 0; k < k4; k++)
+        for (int i = 0; i < 16; i++)
+            for (int j = 0; j < 4; j++) {
+                const int32_t w = p[(k * 16 + i) * 4 + j];
+                for (int t = 0; t < TT; t++) a[t][i] += w * ((int32_t)xu[(size_t)t * cols4 + 4 * k + j] - 128);
+            }
+    for (int t = 0; t < TT; t++) memcpy(acc + 16 * t, a[t], sizeof a[t]);
+}
+MATMUL_TILED(matmul_i8_portable, , tile_portable, 4)
+
 // ---- x86 ---------------------------------------------------------------------------------------
 #if defined(__x86_64__)
 
@@ -209,51 +255,129 @@ T_AVX2 static void acc_avx2(int32_t *acc, const int8_t *wp, const int32_t *bias,
     for (; b < b1; b++) dot_avx2(acc + 16 * (b - b0), wp + b * ps, ps, xu, k4, 1);
 }
 
-// Batched prefill on AVX2: one panel against TT ≤ 4 tokens, so each 64-byte column group is loaded
-// once per tile instead of once per token (the weights stream from L2 / L3 T/4 times, not T times).
-// The sign trick is per token; the epilogue is the shared one's operations on 8 lanes
-// ((float)acc · s_r · s_x, then + out), so the result equals T calls of mgk_matvec_i8 bit for bit.
+// The shared float epilogue on 16 rows in two ymm: (float)acc · s_r · s_x, then + out, in that
+// order (so the bits equal epilogue()'s); n < 16 rows go through a stack copy.
 T_AVX2 static inline __attribute__((always_inline)) void
-matmul_i8_tile_avx2(float *out, int ldo, const int8_t *p, const float *wscale, const uint8_t *xu, const float *xscale,
-                 int cols4, int n, const int TT, int accumulate) {
+epilogue16_avx2(float *out, __m256i a0, __m256i a1, const float *wscale, __m256 xs, int n, int accumulate) {
+    if (n >= 16) {
+        __m256 y0 = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(a0), _mm256_loadu_ps(wscale)), xs);
+        __m256 y1 = _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(a1), _mm256_loadu_ps(wscale + 8)), xs);
+        if (accumulate) { y0 = _mm256_add_ps(_mm256_loadu_ps(out), y0); y1 = _mm256_add_ps(_mm256_loadu_ps(out + 8), y1); }
+        _mm256_storeu_ps(out, y0);
+        _mm256_storeu_ps(out + 8, y1);
+        return;
+    }
+    int32_t acc[16];
+    _mm256_storeu_si256((__m256i *)acc, a0);
+    _mm256_storeu_si256((__m256i *)(acc + 8), a1);
+    epilogue(out, acc, wscale, _mm_cvtss_f32(_mm256_castps256_ps128(xs)), n, accumulate);
+}
+
+// The decode product on AVX2 with the epilogue in registers: four panels per pass (dot_avx2), then
+// the float epilogue straight from the accumulators (no int32 round trip through memory).
+T_AVX2 static void matvec_i8_avx2(float *out, const int8_t *wp, const float *wscale, const uint8_t *xu, float xscale,
+                                  int rows, int cols4, int accumulate) {
+    const int nbt = (rows + 15) / 16, k4 = cols4 / 4;
+    const size_t ps = (size_t)k4 * 64;
+    const __m256 xs = _mm256_set1_ps(xscale);
+    int32_t acc[64];
+    int b = 0;
+    for (; b + 4 <= nbt; b += 4) {
+        dot_avx2(acc, wp + b * ps, ps, xu, k4, 4);
+        for (int j = 0; j < 4; j++) {
+            const int r0 = 16 * (b + j);
+            epilogue16_avx2(out + r0, _mm256_loadu_si256((const __m256i *)(acc + 16 * j)),
+                            _mm256_loadu_si256((const __m256i *)(acc + 16 * j + 8)), wscale + r0, xs, rows - r0, accumulate);
+        }
+    }
+    for (; b < nbt; b++) {
+        dot_avx2(acc, wp + b * ps, ps, xu, k4, 1);
+        epilogue16_avx2(out + 16 * b, _mm256_loadu_si256((const __m256i *)acc), _mm256_loadu_si256((const __m256i *)(acc + 8)),
+                        wscale + 16 * b, xs, rows - 16 * b, accumulate);
+    }
+}
+
+// Batched prefill on AVX2 (a real GEMM): one 16-row panel (≤ 5 KB, L1-resident) against a tile of
+// TT ≤ 4 tokens, so each 64-byte column group is loaded once per tile and its two ymm stay in
+// registers for all TT tokens. The sign trick's per-token operands, xq as s8 and |xq| as u8, are
+// prepared once per call for the whole chunk (sign_operands_avx2), so the tile loop only broadcasts
+// them from memory (a load, no ALU work): per 32 products and token it issues vpsignb, vpmaddubsw,
+// vpmaddwd and vpaddd, the floor of the sign trick. The epilogue is the shared one's operations on
+// 8 lanes, so the result equals T calls of mgk_matvec_i8 bit for bit.
+enum { SIGN_BUF = 8192 };  // bytes of each per-call operand array (tokens × cols4)
+
+// xs8 = xu − 128 (as s8) and xa = |xu − 128| (as u8; −128 → 128) for n bytes, n a multiple of 4.
+T_AVX2 static void sign_operands_avx2(int8_t *xs8, uint8_t *xa, const uint8_t *xu, int n) {
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m256i s = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(xu + i)), flip);
+        _mm256_storeu_si256((__m256i *)(xs8 + i), s);
+        _mm256_storeu_si256((__m256i *)(xa + i), _mm256_abs_epi8(s));
+    }
+    for (; i < n; i++) {
+        const int v = (int)xu[i] - 128;
+        xs8[i] = (int8_t)v;
+        xa[i] = (uint8_t)(v < 0 ? -v : v);
+    }
+}
+
+T_AVX2 static inline __attribute__((always_inline)) __m256i bcast4_avx2(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+T_AVX2 static inline __attribute__((always_inline)) void
+matmul_i8_tile_avx2(float *out, int ldo, const int8_t *p, const float *wscale, const int8_t *xs8, const uint8_t *xa,
+                    const float *xscale, int cols4, int n, const int TT, int accumulate) {
     const int k4 = cols4 / 4;
-    const __m256i flip = _mm256_set1_epi8((char)0x80), ones = _mm256_set1_epi16(1);
+    const __m256i ones = _mm256_set1_epi16(1);
     __m256i a[4][2];
     for (int t = 0; t < TT; t++) a[t][0] = a[t][1] = _mm256_setzero_si256();
     for (int k = 0; k < k4; k++) {
         const __m256i w0 = _mm256_loadu_si256((const __m256i *)(p + (size_t)k * 64));
         const __m256i w1 = _mm256_loadu_si256((const __m256i *)(p + (size_t)k * 64 + 32));
         for (int t = 0; t < TT; t++) {
-            const __m256i xs = _mm256_xor_si256(_mm256_set1_epi32(x4_at(xu + (size_t)t * cols4, k)), flip);
-            const __m256i ax = _mm256_abs_epi8(xs);
+            const __m256i xs = bcast4_avx2(xs8 + (size_t)t * cols4 + 4 * k), ax = bcast4_avx2(xa + (size_t)t * cols4 + 4 * k);
             a[t][0] = _mm256_add_epi32(a[t][0], _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(w0, xs)), ones));
             a[t][1] = _mm256_add_epi32(a[t][1], _mm256_madd_epi16(_mm256_maddubs_epi16(ax, _mm256_sign_epi8(w1, xs)), ones));
         }
     }
-    float ws[16] = {0};
-    for (int i = 0; i < n && i < 16; i++) ws[i] = wscale[i];
-    const __m256 ws0 = _mm256_loadu_ps(ws), ws1 = _mm256_loadu_ps(ws + 8);
-    for (int t = 0; t < TT; t++) {
-        const __m256 xs = _mm256_set1_ps(xscale[t]);
-        float y[16];
-        _mm256_storeu_ps(y, _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(a[t][0]), ws0), xs));
-        _mm256_storeu_ps(y + 8, _mm256_mul_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(a[t][1]), ws1), xs));
-        float *o = out + (size_t)t * ldo;
-        for (int i = 0; i < n && i < 16; i++) o[i] = accumulate ? o[i] + y[i] : y[i];
-    }
+    for (int t = 0; t < TT; t++)
+        epilogue16_avx2(out + (size_t)t * ldo, a[t][0], a[t][1], wscale, _mm256_set1_ps(xscale[t]), n, accumulate);
 }
 
 T_AVX2 static void matmul_i8_avx2(float *out, int ldo, const int8_t *wp, const float *wscale, const uint8_t *xu,
-                               const float *xscale, int T, int rows, int cols4, int accumulate) {
+                                  const float *xscale, int T, int rows, int cols4, int accumulate) {
     const int nbt = (rows + 15) / 16, k4 = cols4 / 4;
-    for (int b = 0; b < nbt; b++) {
-        const int8_t *p = wp + (size_t)b * k4 * 64;
-        const int r0 = 16 * b, n = rows - r0;
-        int t = 0;
-        for (; t + 4 <= T; t += 4)
-            matmul_i8_tile_avx2(out + (size_t)t * ldo + r0, ldo, p, wscale + r0, xu + (size_t)t * cols4, xscale + t, cols4, n, 4, accumulate);
-        for (; t < T; t++)
-            matmul_i8_tile_avx2(out + (size_t)t * ldo + r0, ldo, p, wscale + r0, xu + (size_t)t * cols4, xscale + t, cols4, n, 1, accumulate);
+    const int chunk = SIGN_BUF / cols4;  // tokens whose operands fit the stack buffers
+    if (chunk == 0) {  // a very wide matrix: token by token
+        for (int t = 0; t < T; t++)
+            matvec_i8_avx2(out + (size_t)t * ldo, wp, wscale, xu + (size_t)t * cols4, xscale[t], rows, cols4, accumulate);
+        return;
+    }
+    int8_t xs8[SIGN_BUF];
+    uint8_t xa[SIGN_BUF];
+    for (int t0 = 0; t0 < T; t0 += chunk) {
+        const int tt = T - t0 < chunk ? T - t0 : chunk;
+        sign_operands_avx2(xs8, xa, xu + (size_t)t0 * cols4, tt * cols4);
+        for (int b = 0; b < nbt; b++) {
+            const int8_t *p = wp + (size_t)b * k4 * 64;
+            const int r0 = 16 * b, n = rows - r0;
+            float *o = out + (size_t)t0 * ldo + r0;
+            int t = 0;
+            for (; t + 4 <= tt; t += 4)
+                matmul_i8_tile_avx2(o + (size_t)t * ldo, ldo, p, wscale + r0, xs8 + (size_t)t * cols4, xa + (size_t)t * cols4, xscale + t0 + t, cols4, n, 4, accumulate);
+            const int8_t *s8 = xs8 + (size_t)t * cols4;
+            const uint8_t *sa = xa + (size_t)t * cols4;
+            switch (tt - t) {  // the last 1–3 tokens in one tile
+            case 3: matmul_i8_tile_avx2(o + (size_t)t * ldo, ldo, p, wscale + r0, s8, sa, xscale + t0 + t, cols4, n, 3, accumulate); break;
+            case 2: matmul_i8_tile_avx2(o + (size_t)t * ldo, ldo, p, wscale + r0, s8, sa, xscale + t0 + t, cols4, n, 2, accumulate); break;
+            case 1: matmul_i8_tile_avx2(o + (size_t)t * ldo, ldo, p, wscale + r0, s8, sa, xscale + t0 + t, cols4, n, 1, accumulate); break;
+            default: break;
+            }
+        }
     }
 }
 
@@ -288,6 +412,25 @@ T_AVX512 static void acc_avx512(int32_t *acc, const int8_t *wp, const int32_t *b
     for (; b < b1; b++) dot_avx512(acc + 16 * (b - b0), wp + b * ps, ps, xu, k4, 1);
 }
 
+// Batched prefill on AVX-512BW: one panel register against TT ≤ 4 tokens (the masked sign per token).
+T_AVX512 static inline __attribute__((always_inline)) void
+tile_avx512(int32_t *acc, const int8_t *p, const int32_t *bias, const uint8_t *xu, int cols4, int k4, const int TT) {
+    (void)bias;
+    const __m512i flip = _mm512_set1_epi8((char)0x80), ones = _mm512_set1_epi16(1), zero = _mm512_setzero_si512();
+    __m512i a[4];
+    for (int t = 0; t < TT; t++) a[t] = zero;
+    for (int k = 0; k < k4; k++) {
+        const __m512i q = _mm512_loadu_si512(p + (size_t)k * 64);
+        for (int t = 0; t < TT; t++) {
+            const __m512i xs = _mm512_xor_si512(_mm512_set1_epi32(x4_at(xu + (size_t)t * cols4, k)), flip);
+            const __m512i w = _mm512_mask_sub_epi8(q, _mm512_movepi8_mask(xs), zero, q);
+            a[t] = _mm512_add_epi32(a[t], _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_abs_epi8(xs), w), ones));
+        }
+    }
+    for (int t = 0; t < TT; t++) _mm512_storeu_si512(acc + 16 * t, a[t]);
+}
+MATMUL_TILED(matmul_i8_avx512, T_AVX512, tile_avx512, 4)
+
 // AVX-VNNI (Alder Lake, Zen 5): vpdpbusd on ymm (_mm256_dpbusd_avx_epi32, the VEX encoding).
 // vpdpbusd adds four u8 × s8 products straight into int32 without saturation (the vpdpbusds
 // twin saturates; we never use it), so the offset activations xu go in as they are and the
@@ -318,6 +461,28 @@ T_AVXVNNI static void acc_avxvnni(int32_t *acc, const int8_t *wp, const int32_t 
     for (; b + 4 <= b1; b += 4) dot_avxvnni(acc + 16 * (b - b0), wp + b * ps, ps, bias + 16 * b, xu, k4, 4);
     for (; b < b1; b++) dot_avxvnni(acc + 16 * (b - b0), wp + b * ps, ps, bias + 16 * b, xu, k4, 1);
 }
+
+// Batched prefill on AVX-VNNI: one panel (two ymm per column group) against TT ≤ 4 tokens.
+T_AVXVNNI static inline __attribute__((always_inline)) void
+tile_avxvnni(int32_t *acc, const int8_t *p, const int32_t *bias, const uint8_t *xu, int cols4, int k4, const int TT) {
+    __m256i a[4][2];
+    for (int t = 0; t < TT; t++) a[t][0] = a[t][1] = _mm256_setzero_si256();
+    for (int k = 0; k < k4; k++) {
+        const __m256i w0 = _mm256_loadu_si256((const __m256i *)(p + (size_t)k * 64));
+        const __m256i w1 = _mm256_loadu_si256((const __m256i *)(p + (size_t)k * 64 + 32));
+        for (int t = 0; t < TT; t++) {
+            const __m256i x = _mm256_set1_epi32(x4_at(xu + (size_t)t * cols4, k));
+            a[t][0] = _mm256_dpbusd_avx_epi32(a[t][0], x, w0);
+            a[t][1] = _mm256_dpbusd_avx_epi32(a[t][1], x, w1);
+        }
+    }
+    const __m256i b0 = _mm256_loadu_si256((const __m256i *)bias), b1 = _mm256_loadu_si256((const __m256i *)(bias + 8));
+    for (int t = 0; t < TT; t++) {
+        _mm256_storeu_si256((__m256i *)(acc + 16 * t), _mm256_sub_epi32(a[t][0], b0));
+        _mm256_storeu_si256((__m256i *)(acc + 16 * t + 8), _mm256_sub_epi32(a[t][1], b1));
+    }
+}
+MATMUL_TILED(matmul_i8_avxvnni, T_AVXVNNI, tile_avxvnni, 4)
 
 // AVX-512 VNNI: vpdpbusd on zmm (_mm512_dpbusd_epi32), the same offset-and-bias scheme.
 T_VNNI512 static inline __m512i xbcast(const uint8_t *xu, int k) { return _mm512_set1_epi32(x4_at(xu, k)); }
@@ -508,6 +673,63 @@ T_DOTPROD static void acc_dotprod(int32_t *acc, const int8_t *wp, const int32_t 
         for (int c = 0; c < 4; c++) vst1q_s32(acc + 16 * (b - b0) + 4 * c, vaddq_s32(a[c], e[c]));
     }
 }
+
+// Batched prefill on NEON: acc_neon's pairs of column groups against TT ≤ 2 tokens (16 int32x4
+// accumulators + 8 weight registers of arm64's 32). Same int16 bound per lane as acc_neon.
+static inline __attribute__((always_inline)) void
+tile_neon(int32_t *acc, const int8_t *p, const int32_t *bias, const uint8_t *xu, int cols4, int k4, const int TT) {
+    (void)bias;
+    int32x4_t a[2][8];
+    for (int t = 0; t < TT; t++)
+        for (int j = 0; j < 8; j++) a[t][j] = vdupq_n_s32(0);
+    int k = 0;
+    for (; k + 2 <= k4; k += 2) {
+        int8x16_t w0[4], w1[4];
+        for (int c = 0; c < 4; c++) { w0[c] = vld1q_s8(p + (size_t)k * 64 + 16 * c); w1[c] = vld1q_s8(p + (size_t)(k + 1) * 64 + 16 * c); }
+        for (int t = 0; t < TT; t++) {
+            const int8x16_t x0 = xq_at(xu + (size_t)t * cols4, k), x1 = xq_at(xu + (size_t)t * cols4, k + 1);
+            for (int c = 0; c < 4; c++) {
+                const int16x8_t lo = vmlal_s8(vmull_s8(vget_low_s8(w0[c]), vget_low_s8(x0)), vget_low_s8(w1[c]), vget_low_s8(x1));
+                const int16x8_t hi = vmlal_high_s8(vmull_high_s8(w0[c], x0), w1[c], x1);
+                a[t][2 * c] = vpadalq_s16(a[t][2 * c], lo);
+                a[t][2 * c + 1] = vpadalq_s16(a[t][2 * c + 1], hi);
+            }
+        }
+    }
+    if (k < k4) {
+        for (int t = 0; t < TT; t++) {
+            const int8x16_t x0 = xq_at(xu + (size_t)t * cols4, k);
+            for (int c = 0; c < 4; c++) {
+                const int8x16_t w0 = vld1q_s8(p + (size_t)k * 64 + 16 * c);
+                a[t][2 * c] = vpadalq_s16(a[t][2 * c], vmull_s8(vget_low_s8(w0), vget_low_s8(x0)));
+                a[t][2 * c + 1] = vpadalq_s16(a[t][2 * c + 1], vmull_high_s8(w0, x0));
+            }
+        }
+    }
+    for (int t = 0; t < TT; t++)
+        for (int c = 0; c < 4; c++) vst1q_s32(acc + 16 * t + 4 * c, vpaddq_s32(a[t][2 * c], a[t][2 * c + 1]));
+}
+MATMUL_TILED(matmul_i8_neon, , tile_neon, 2)
+
+// Batched prefill on sdot: one column group's four int8x16 against TT ≤ 4 tokens (16 accumulators).
+T_DOTPROD static inline __attribute__((always_inline)) void
+tile_dotprod(int32_t *acc, const int8_t *p, const int32_t *bias, const uint8_t *xu, int cols4, int k4, const int TT) {
+    (void)bias;
+    int32x4_t a[4][4];
+    for (int t = 0; t < TT; t++)
+        for (int c = 0; c < 4; c++) a[t][c] = vdupq_n_s32(0);
+    for (int k = 0; k < k4; k++) {
+        int8x16_t w[4];
+        for (int c = 0; c < 4; c++) w[c] = vld1q_s8(p + (size_t)k * 64 + 16 * c);
+        for (int t = 0; t < TT; t++) {
+            const int8x16_t x = xq_at(xu + (size_t)t * cols4, k);
+            for (int c = 0; c < 4; c++) a[t][c] = vdotq_s32(a[t][c], w[c], x);
+        }
+    }
+    for (int t = 0; t < TT; t++)
+        for (int c = 0; c < 4; c++) vst1q_s32(acc + 16 * t + 4 * c, a[t][c]);
+}
+MATMUL_TILED(matmul_i8_dotprod, T_DOTPROD, tile_dotprod, 4)
 #endif
 
 // ---- dispatch ----------------------------------------------------------------------------------
@@ -560,6 +782,7 @@ void mgk_matvec_i8(float *out, const int8_t *wp, const float *wscale, const int3
     path = resolve(path);
 #if defined(__x86_64__)
     if (path == MGK_PATH_VNNI) { matvec_vnni(out, wp, wscale, bias, xu, xscale, rows, cols4, accumulate); return; }
+    if (path == MGK_PATH_AVX2) { matvec_i8_avx2(out, wp, wscale, xu, xscale, rows, cols4, accumulate); return; }
 #endif
     // Four panels (64 rows) at a time into a stack buffer, then the shared float epilogue.
     const acc_fn f = acc_for(path);
@@ -579,8 +802,11 @@ void mgk_matmul_i8(float *out, int ldo, const int8_t *wp, const float *wscale, c
 #if defined(__x86_64__)
     if (path == MGK_PATH_VNNI) { matmul_vnni(out, ldo, wp, wscale, bias, xu, xscale, T, rows, cols4, accumulate); return; }
     if (path == MGK_PATH_AVX2) { matmul_i8_avx2(out, ldo, wp, wscale, xu, xscale, T, rows, cols4, accumulate); return; }
+    if (path == MGK_PATH_AVX512) { matmul_i8_avx512(out, ldo, wp, wscale, bias, xu, xscale, T, rows, cols4, accumulate); return; }
+    if (path == MGK_PATH_AVXVNNI) { matmul_i8_avxvnni(out, ldo, wp, wscale, bias, xu, xscale, T, rows, cols4, accumulate); return; }
+#elif defined(__aarch64__)
+    if (path == MGK_PATH_DOTPROD) { matmul_i8_dotprod(out, ldo, wp, wscale, bias, xu, xscale, T, rows, cols4, accumulate); return; }
+    if (path == MGK_PATH_NEON) { matmul_i8_neon(out, ldo, wp, wscale, bias, xu, xscale, T, rows, cols4, accumulate); return; }
 #endif
-    // Other paths: one matvec per token (the weights fit L2 at this model size).
-    for (int t = 0; t < T; t++)
-        mgk_matvec_i8(out + (size_t)t * ldo, wp, wscale, bias, xu + (size_t)t * cols4, xscale[t], rows, cols4, accumulate, path);
+    matmul_i8_portable(out, ldo, wp, wscale, bias, xu, xscale, T, rows, cols4, accumulate);
 }

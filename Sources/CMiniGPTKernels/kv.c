@@ -1,11 +1,13 @@
 // Reduced-precision KV cache: FP16 and INT8 attention kernels that dequantize on the fly, and the
 // store / load / re-rotate helpers of one cached position. Contracts: include/mgk_kv.h.
 // Three instances chosen at run time like fp32.c's: AVX-512F/BW/VL intrinsics mirroring fp32.c's
-// kernels load for load (an FP16 row is one vcvtph2ps, an INT8 row one vpmovsxbd + vcvtdq2ps), and
-// the generic C loops compiled for AVX2 + FMA + F16C and for the baseline (portable). FP16 bits
+// kernels load for load (an FP16 row is one vcvtph2ps, an INT8 row one vpmovsxbd + vcvtdq2ps),
+// explicit AVX2 + FMA + F16C attention kernels (decode group and prefill block; the helpers are the
+// generic loops compiled for AVX2), and the generic C loops for the baseline (portable). FP16 bits
 // are converted with the compiler's _Float16 (round to nearest even on every path: F16C's
 // vcvtps2ph with imm 0, or libgcc's __truncsfhf2 / the arm64 FCVT), so stored bits are identical
-// across paths; attention results agree within fp32.c's stated rounding bounds.
+// across paths; attention results agree within fp32.c's stated rounding bounds across paths, and
+// within one path the prefill block kernel equals the decode group kernel row by row, bit for bit.
 #include "mgk_kv.h"
 #include "mgk_fp32.h"
 #include "mgk_dispatch.h"
@@ -131,8 +133,8 @@ GENERIC void block_kv_generic(float *out, int ldo, float *p, int pstride, const 
 
 // One instance of the generic loops per target: SUFFIX names it, ATTR is its target attribute, PATH
 // picks the FP32 softmax of the same path (fp32.c's table, looked up once per call) and GROUP is the
-// decode-step group kernel (the generic loops, or an explicit one).
-#define KV_INSTANCE(SUFFIX, ATTR, PATH, GROUP)                                                                        \
+// decode-step group kernel and BLOCK the prefill block kernel (the generic loops, or explicit ones).
+#define KV_INSTANCE(SUFFIX, ATTR, PATH, GROUP, BLOCK)                                                                        \
     ATTR static void store_f16_##SUFFIX(uint16_t *out, int stride, const float *x, int n) {                       \
         store_f16_generic(out, stride, x, n);                                                                     \
     }                                                                                                             \
@@ -168,14 +170,14 @@ GENERIC void block_kv_generic(float *out, int ldo, float *p, int pstride, const 
     ATTR static void attention_block_f16_##SUFFIX(float *out, int ldo, float *p, int pstride, const float *q,     \
                                                   int ldq, const uint16_t *k, const uint16_t *v, int T, int G,    \
                                                   int n0, int hd, int kstride, float scale) {                     \
-        block_kv_generic(out, ldo, p, pstride, q, ldq, k, NULL, v, NULL, T, G, n0, hd, kstride, scale, KV_F16,    \
+        BLOCK(out, ldo, p, pstride, q, ldq, k, NULL, v, NULL, T, G, n0, hd, kstride, scale, KV_F16,               \
                          mgk_fp32_kernels_for(PATH)->softmax);                                                    \
     }                                                                                                             \
     ATTR static void attention_block_i8_##SUFFIX(float *out, int ldo, float *p, int pstride, const float *q,      \
                                                  int ldq, const int8_t *k, const float *ks, const int8_t *v,      \
                                                  const float *vs, int T, int G, int n0, int hd, int kstride,      \
                                                  float scale) {                                                   \
-        block_kv_generic(out, ldo, p, pstride, q, ldq, k, ks, v, vs, T, G, n0, hd, kstride, scale, KV_I8,         \
+        BLOCK(out, ldo, p, pstride, q, ldq, k, ks, v, vs, T, G, n0, hd, kstride, scale, KV_I8,                    \
                          mgk_fp32_kernels_for(PATH)->softmax);                                                    \
     }                                                                                                             \
     static const mgk_kv_kernels kv_##SUFFIX = {                                                                   \
@@ -185,7 +187,7 @@ GENERIC void block_kv_generic(float *out, int ldo, float *p, int pstride, const 
         attention_block_f16_##SUFFIX, attention_block_i8_##SUFFIX,                                                \
     };
 
-KV_INSTANCE(portable, , MGK_PATH_PORTABLE, group_kv_generic)
+KV_INSTANCE(portable, , MGK_PATH_PORTABLE, group_kv_generic, block_kv_generic)
 
 #if defined(__x86_64__)
 // ---- AVX2 + FMA + F16C ---------------------------------------------------------------------------
@@ -198,57 +200,121 @@ T_AVX2 static inline __attribute__((always_inline)) __m256 kv_load_avx2(const vo
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)((const int8_t *)base + idx))));
 }
 
+// The weighted sum of value rows for NR ≤ 4 query rows: out_j (hd) = Σ_t w_j[t] · v[t] with
+// w_j[t] = p_j[t] · vs[t] (INT8; p_j[t] for FP16). Each (row, 8 dims) sums in two fused chains, even
+// and odd positions in order, added at the end (the kernel's arithmetic before issue 11). A value
+// row's slice is converted once for all NR rows, and the weights are formed once per chunk of
+// positions in a stack buffer, so the inner loop is a shared conversion plus one broadcast load and
+// one FMA per row and slice; two slices per pass when NR ≤ 2, so at least eight chains hide the FMA
+// latency. The decode kernel (NR = G heads) and the prefill block kernel (NR = 4 rows of T·G) share
+// it, so a row's sum has the same bits in both; a row shorter than n has probability 0 past its end
+// and each 0-weight FMA adds exactly nothing.
+enum { VW_CHUNK = 256 };  // even, so a position's chain (its parity) does not depend on the chunking
+T_AVX2 static inline __attribute__((always_inline)) void
+values_avx2(float *const *outr, const float *const *pr, const void *v, const float *vs, const int NR, int n, int hd, const int dt) {
+    const int ND = NR <= 2 ? 2 : 1;
+    float w[4][VW_CHUNK];
+    for (int c = 0; c < hd; c += 8 * ND) {
+        const int nd = (hd - c) / 8 < ND ? 1 : ND;  // hd is a multiple of 8
+        __m256 a[4][2][2];  // [row][slice][even, odd]
+        for (int j = 0; j < NR; j++)
+            for (int d = 0; d < ND; d++) a[j][d][0] = a[j][d][1] = _mm256_setzero_ps();
+        for (int t0 = 0; t0 < n; t0 += VW_CHUNK) {
+            const int m = n - t0 < VW_CHUNK ? n - t0 : VW_CHUNK;
+            const float *wr[4];
+            for (int j = 0; j < NR; j++) {
+                if (dt != KV_I8) { wr[j] = pr[j] + t0; continue; }
+                int t = 0;
+                for (; t + 8 <= m; t += 8)
+                    _mm256_storeu_ps(w[j] + t, _mm256_mul_ps(_mm256_loadu_ps(pr[j] + t0 + t), _mm256_loadu_ps(vs + t0 + t)));
+                for (; t < m; t++) w[j][t] = pr[j][t0 + t] * vs[t0 + t];
+                wr[j] = w[j];
+            }
+            int t = 0;
+            for (; t + 2 <= m; t += 2) {
+                const size_t r0 = (size_t)(t0 + t) * hd + c, r1 = r0 + hd;
+                __m256 v0[2], v1[2];
+                for (int d = 0; d < ND; d++)
+                    if (d < nd) { v0[d] = kv_load_avx2(v, r0 + 8 * d, dt); v1[d] = kv_load_avx2(v, r1 + 8 * d, dt); }
+                for (int j = 0; j < NR; j++) {
+                    const __m256 w0 = _mm256_broadcast_ss(wr[j] + t), w1 = _mm256_broadcast_ss(wr[j] + t + 1);
+                    for (int d = 0; d < ND; d++)
+                        if (d < nd) {
+                            a[j][d][0] = _mm256_fmadd_ps(w0, v0[d], a[j][d][0]);
+                            a[j][d][1] = _mm256_fmadd_ps(w1, v1[d], a[j][d][1]);
+                        }
+                }
+            }
+            if (t < m) {  // the last position (only in the last chunk): an even one
+                const size_t r0 = (size_t)(t0 + t) * hd + c;
+                for (int d = 0; d < ND; d++)
+                    if (d < nd) {
+                        const __m256 v0 = kv_load_avx2(v, r0 + 8 * d, dt);
+                        for (int j = 0; j < NR; j++) a[j][d][0] = _mm256_fmadd_ps(_mm256_broadcast_ss(wr[j] + t), v0, a[j][d][0]);
+                    }
+            }
+        }
+        for (int j = 0; j < NR; j++)
+            for (int d = 0; d < ND; d++)
+                if (d < nd) _mm256_storeu_ps(outr[j] + c + 8 * d, _mm256_add_ps(a[j][d][0], a[j][d][1]));
+    }
+}
+
+// The scores of NR ≤ 4 query rows qr[j] at positions s .. s + 8·NB − 1 (NB ≤ 4 ymm of 8 positions
+// per row, NR·NB ≤ 8 chains): each lane sums q_i · k_i with fused multiply-adds over i = 0, 1, …
+// from 0, then multiplies once by scale (FP16) or by the rounded scale · ks[s] (INT8). A lane's bits
+// do not depend on NR, NB or s, so the decode and block kernels may tile positions differently.
+T_AVX2 static inline __attribute__((always_inline)) void
+scores_avx2(float *const *prow, const float *const *qr, const void *k, const float *ks, int s, int hd, int kstride,
+            float scale, const int NR, const int NB, const int dt) {
+    __m256 a[4][4];
+    for (int j = 0; j < NR; j++)
+        for (int b = 0; b < NB; b++) a[j][b] = _mm256_setzero_ps();
+    for (int i = 0; i < hd; i++) {
+        const size_t row = (size_t)i * kstride + s;
+        __m256 kb[4];
+        for (int b = 0; b < NB; b++) kb[b] = kv_load_avx2(k, row + 8 * b, dt);
+        for (int j = 0; j < NR; j++) {
+            const __m256 qi = _mm256_broadcast_ss(qr[j] + i);
+            for (int b = 0; b < NB; b++) a[j][b] = _mm256_fmadd_ps(qi, kb[b], a[j][b]);
+        }
+    }
+    const __m256 sc = _mm256_set1_ps(scale);
+    for (int b = 0; b < NB; b++) {
+        const __m256 f = dt == KV_I8 ? _mm256_mul_ps(sc, _mm256_loadu_ps(ks + s + 8 * b)) : sc;
+        for (int j = 0; j < NR; j++) _mm256_storeu_ps(prow[j] + s + 8 * b, _mm256_mul_ps(a[j][b], f));
+    }
+}
+
+// One position's score past the last full block of 16 positions, as the decode kernel has always
+// computed it there: a multiply then an add over i = 0, 1, … (-ffp-contract=off), then · scale · ks.
+// The vector lanes (positions below 16·⌊n/16⌋) use fused multiply-adds and the rounded scale · ks
+// instead; both kernels split each row at 16·⌊n/16⌋ of its own length n, so every score has the
+// same bits in the decode and the prefill kernel (and the same bits as before issue 11).
+T_AVX2 static inline __attribute__((always_inline)) float
+score_avx2(const float *q, const void *k, const float *ks, int s, int hd, int kstride, float scale, const int dt) {
+    float acc = 0;
+    for (int i = 0; i < hd; i++) acc += q[i] * kv_get(k, (size_t)i * kstride + s, dt);
+    return acc * scale * (dt == KV_I8 ? ks[s] : 1.0f);
+}
+
 T_AVX2 static inline __attribute__((always_inline)) void
 group_kv_avx2_g(float *out, float *p, int pstride, const float *q, const void *k, const float *ks, const void *v, const float *vs,
                 const int G, int n, int hd, int kstride, float scale, const int dt, mgk_softmax_fn softmax) {
-    const __m256 sc = _mm256_set1_ps(scale);
+    float *prow[4];
+    const float *qr[4];
+    for (int g = 0; g < G; g++) { prow[g] = p + (size_t)g * pstride; qr[g] = q + (size_t)g * hd; }
+    const int split = n / 16 * 16;  // vector lanes below, score_avx2 from here
     int s = 0;
-    for (; s + 16 <= n; s += 16) {  // scores: 16 positions × G heads per pass, 2·G chains
-        __m256 a[4][2];
-        for (int g = 0; g < G; g++) a[g][0] = a[g][1] = _mm256_setzero_ps();
-        for (int i = 0; i < hd; i++) {
-            const size_t row = (size_t)i * kstride + s;
-            const __m256 k0 = kv_load_avx2(k, row, dt), k1 = kv_load_avx2(k, row + 8, dt);
-            for (int g = 0; g < G; g++) {
-                const __m256 qi = _mm256_broadcast_ss(q + g * hd + i);
-                a[g][0] = _mm256_fmadd_ps(qi, k0, a[g][0]);
-                a[g][1] = _mm256_fmadd_ps(qi, k1, a[g][1]);
-            }
-        }
-        __m256 f0 = sc, f1 = sc;  // INT8: scale · ks[s], one multiply per 8 scores
-        if (dt == KV_I8) { f0 = _mm256_mul_ps(sc, _mm256_loadu_ps(ks + s)); f1 = _mm256_mul_ps(sc, _mm256_loadu_ps(ks + s + 8)); }
-        for (int g = 0; g < G; g++) {
-            _mm256_storeu_ps(p + (size_t)g * pstride + s, _mm256_mul_ps(a[g][0], f0));
-            _mm256_storeu_ps(p + (size_t)g * pstride + s + 8, _mm256_mul_ps(a[g][1], f1));
-        }
-    }
-    for (; s < n; s++)  // the last positions: one dot product each, in the same i order
-        for (int g = 0; g < G; g++) {
-            float acc = 0;
-            for (int i = 0; i < hd; i++) acc += q[g * hd + i] * kv_get(k, (size_t)i * kstride + s, dt);
-            p[(size_t)g * pstride + s] = acc * scale * (dt == KV_I8 ? ks[s] : 1.0f);
-        }
-    for (int g = 0; g < G; g++) softmax(p + (size_t)g * pstride, n);
-    for (int c = 0; c < hd; c += 8) {  // weighted sums: 8 dims × G heads × even/odd positions
-        __m256 a[4][2];
-        for (int g = 0; g < G; g++) a[g][0] = a[g][1] = _mm256_setzero_ps();
-        int t = 0;
-        for (; t + 2 <= n; t += 2) {
-            const float w0 = dt == KV_I8 ? vs[t] : 1.0f, w1 = dt == KV_I8 ? vs[t + 1] : 1.0f;
-            const __m256 v0 = kv_load_avx2(v, (size_t)t * hd + c, dt), v1 = kv_load_avx2(v, (size_t)(t + 1) * hd + c, dt);
-            for (int g = 0; g < G; g++) {
-                const float *pg = p + (size_t)g * pstride;
-                a[g][0] = _mm256_fmadd_ps(_mm256_set1_ps(pg[t] * w0), v0, a[g][0]);
-                a[g][1] = _mm256_fmadd_ps(_mm256_set1_ps(pg[t + 1] * w1), v1, a[g][1]);
-            }
-        }
-        if (t < n) {
-            const float w0 = dt == KV_I8 ? vs[t] : 1.0f;
-            const __m256 v0 = kv_load_avx2(v, (size_t)t * hd + c, dt);
-            for (int g = 0; g < G; g++) a[g][0] = _mm256_fmadd_ps(_mm256_set1_ps(p[(size_t)g * pstride + t] * w0), v0, a[g][0]);
-        }
-        for (int g = 0; g < G; g++) _mm256_storeu_ps(out + (size_t)g * hd + c, _mm256_add_ps(a[g][0], a[g][1]));
-    }
+    if (G <= 2)  // scores: 32 positions × G heads per pass (8 chains at G = 2), then 16
+        for (; s + 32 <= split; s += 32) scores_avx2(prow, qr, k, ks, s, hd, kstride, scale, G, 4, dt);
+    for (; s + 16 <= split; s += 16) scores_avx2(prow, qr, k, ks, s, hd, kstride, scale, G, 2, dt);
+    for (; s < n; s++)  // the last n mod 16 positions: one dot product each
+        for (int g = 0; g < G; g++) p[(size_t)g * pstride + s] = score_avx2(q + g * hd, k, ks, s, hd, kstride, scale, dt);
+    for (int g = 0; g < G; g++) softmax(prow[g], n);
+    float *outr[4];
+    for (int g = 0; g < G; g++) outr[g] = out + (size_t)g * hd;
+    values_avx2(outr, (const float *const *)prow, v, vs, G, n, hd, dt);
 }
 
 T_AVX2 static inline __attribute__((always_inline)) void
@@ -268,7 +334,61 @@ group_kv_avx2(float *out, float *p, int pstride, const float *q, const void *k, 
     }
 }
 
-KV_INSTANCE(avx2, T_AVX2, MGK_PATH_AVX2, group_kv_avx2)
+// Batched prefill: causal attention of T tokens × G heads (rows r = t·G + g; row r sees the first
+// n0 + t + 1 positions). Each block of 16 keys and each value row is loaded and converted once per
+// four query rows instead of once per row. Per row the arithmetic is group_kv_avx2_g's operation
+// for operation: the same fused score lanes (score_avx2 for the row's last n mod 16), the same
+// softmax over the row's own length, and the same weighted-sum chains (values_avx2; positions past a
+// row's length carry probability 0 and add exactly nothing). So a prefilled
+// token's attention output and probabilities are bit-identical to a decode step's.
+T_AVX2 static inline __attribute__((always_inline)) void
+block_kv_avx2(float *out, int ldo, float *p, int pstride, const float *q, int ldq, const void *k, const float *ks,
+              const void *v, const float *vs, int T, int G, int n0, int hd, int kstride, float scale, const int dt,
+              mgk_softmax_fn softmax) {
+    if (hd % 8 != 0) { block_kv_generic(out, ldo, p, pstride, q, ldq, k, ks, v, vs, T, G, n0, hd, kstride, scale, dt, softmax); return; }
+    const int R = T * G, nmax = n0 + T;
+    for (int r0 = 0; r0 < R; r0 += 4) {  // scores: 16 positions × 4 rows per pass, 8 chains
+        const int nr = R - r0 < 4 ? R - r0 : 4;
+        const int nlong = n0 + (r0 + nr - 1) / G + 1;  // the longest row of this tile
+        float *prow[4];
+        const float *qr[4];
+        for (int j = 0; j < 4; j++) {  // a short last tile repeats its first row (computed, not stored)
+            const int r = r0 + (j < nr ? j : 0);
+            qr[j] = q + (size_t)(r / G) * ldq + (size_t)(r % G) * hd;
+            prow[j] = p + (size_t)r * pstride;
+        }
+        for (int s = 0; s + 16 <= nlong; s += 16) scores_avx2(prow, qr, k, ks, s, hd, kstride, scale, 4, 2, dt);
+        for (int j = 0; j < nr; j++) {  // each row's last n mod 16 positions as the decode kernel does them
+            const int r = r0 + j, n = n0 + r / G + 1;
+            for (int t = n / 16 * 16; t < n; t++) p[(size_t)r * pstride + t] = score_avx2(qr[j], k, ks, t, hd, kstride, scale, dt);
+        }
+    }
+    for (int r = 0; r < R; r++) {  // causal: row (t, g) keeps n0 + t + 1 positions
+        const int n = n0 + r / G + 1;
+        float *pr = p + (size_t)r * pstride;
+        softmax(pr, n);
+        for (int s = n; s < nmax; s++) pr[s] = 0;
+    }
+    for (int r0 = 0; r0 < R; r0 += 4) {  // weighted sums: 4 rows per pass, each value slice converted once
+        const int nr = R - r0 < 4 ? R - r0 : 4;
+        const int n = n0 + (r0 + nr - 1) / G + 1;  // the longest row of this tile
+        float *outr[4];
+        const float *pr[4];
+        for (int j = 0; j < nr; j++) {
+            const int r = r0 + j;
+            outr[j] = out + (size_t)(r / G) * ldo + (size_t)(r % G) * hd;
+            pr[j] = p + (size_t)r * pstride;
+        }
+        switch (nr) {
+        case 1: values_avx2(outr, pr, v, vs, 1, n, hd, dt); break;
+        case 2: values_avx2(outr, pr, v, vs, 2, n, hd, dt); break;
+        case 3: values_avx2(outr, pr, v, vs, 3, n, hd, dt); break;
+        default: values_avx2(outr, pr, v, vs, 4, n, hd, dt); break;
+        }
+    }
+}
+
+KV_INSTANCE(avx2, T_AVX2, MGK_PATH_AVX2, group_kv_avx2, block_kv_avx2)
 
 // ---- AVX-512F/BW/VL ------------------------------------------------------------------------------
 // The store / load / re-rotation helpers are the generic loops compiled for AVX-512 (F16C is
@@ -365,7 +485,7 @@ T_AVX512 static void group_dispatch_avx512(float *out, float *p, int pstride, co
     }
 }
 
-// fp32.c's mgk_attention_block_f32 with dequantizing loads.
+// fp32.c's mgk_attention_block_f32 with dequantizing loads; per row, group_kv_avx512's arithmetic.
 T_AVX512 static inline __attribute__((always_inline)) void
 block_kv_avx512(float *out, int ldo, float *p, int pstride, const float *q, int ldq, const void *k, const float *ks,
          const void *v, const float *vs, int T, int G, int n0, int hd, int kstride, float scale, const int dt,
@@ -414,16 +534,23 @@ block_kv_avx512(float *out, int ldo, float *p, int pstride, const float *q, int 
         for (int j = 0; j < 4; j++) pr[j] = p + (size_t)(r0 + (j < nr ? j : 0)) * pstride;
         for (int c = 0; c < hd; c += 16) {
             const __mmask16 m = lanes_avx512(hd - c);
-            __m512 a[4];
-            for (int j = 0; j < 4; j++) a[j] = _mm512_setzero_ps();
-            for (int t = 0; t < n; t++) {
+            // group_kv_avx512's chains (even and odd positions, added at the end), so a row's sum
+            // has the decode step's bits; positions past a row's length have probability 0.
+            __m512 a[4][2];
+            for (int j = 0; j < 4; j++) a[j][0] = a[j][1] = _mm512_setzero_ps();
+            for (int t = 0; t < n; t += 2) {
+                const int two = t + 1 < n;
+                const float w0 = dt == KV_I8 ? vs[t] : 1.0f, w1 = two ? (dt == KV_I8 ? vs[t + 1] : 1.0f) : 0.0f;
                 const __m512 v0 = kv_load_avx512(v, (size_t)t * hd + c, m, dt);
-                const float w = dt == KV_I8 ? vs[t] : 1.0f;
-                for (int j = 0; j < 4; j++) a[j] = _mm512_fmadd_ps(_mm512_set1_ps(pr[j][t] * w), v0, a[j]);
+                const __m512 v1 = two ? kv_load_avx512(v, (size_t)(t + 1) * hd + c, m, dt) : _mm512_setzero_ps();
+                for (int j = 0; j < 4; j++) {
+                    a[j][0] = _mm512_fmadd_ps(_mm512_set1_ps(pr[j][t] * w0), v0, a[j][0]);
+                    if (two) a[j][1] = _mm512_fmadd_ps(_mm512_set1_ps(pr[j][t + 1] * w1), v1, a[j][1]);
+                }
             }
             for (int j = 0; j < nr; j++) {
                 const int r = r0 + j;
-                _mm512_mask_storeu_ps(out + (size_t)(r / G) * ldo + (size_t)(r % G) * hd + c, m, a[j]);
+                _mm512_mask_storeu_ps(out + (size_t)(r / G) * ldo + (size_t)(r % G) * hd + c, m, _mm512_add_ps(a[j][0], a[j][1]));
             }
         }
     }

@@ -139,10 +139,19 @@ func matvecNaive(_ out: UnsafeMutablePointer<Float>, _ w: UnsafePointer<Float>, 
     }
 }
 
-/// RMSNorm: `out = x / sqrt(mean(x²) + eps) ⊙ weight` over `n` (Zhang & Sennrich 2019).
+/// RMSNorm: `out = x / sqrt(mean(x²) + eps) ⊙ weight` over `n` (Zhang & Sennrich 2019). C kernel
+/// (fp32.c, `mgk_rmsnorm_f32`): `rmsnormSwift`'s arithmetic bit for bit on every path (KernelTests),
+/// with hardware FMA where the CPU has it even when the Swift code is built without (MINIGPT_PORTABLE=1:
+/// there the fused `addProduct` was one libm `fmaf` call per lane).
 @inline(__always)
 func rmsnorm(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
              _ n: Int, eps: Float) {
+    mgk_rmsnorm_f32(out, x, weight, Int32(n), eps)
+}
+
+/// The Swift RMSNorm (the engine's before issue 11): the reference `mgk_rmsnorm_f32` equals bit for bit.
+func rmsnormSwift(_ out: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
+                  _ n: Int, eps: Float) {
     let ms = dot(x, x, n) / Float(n)
     let scale = 1 / (ms + eps).squareRoot()
     for i in 0..<n { out[i] = x[i] * scale * weight[i] }

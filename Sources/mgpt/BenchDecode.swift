@@ -128,6 +128,8 @@ struct BenchDecode: ParsableCommand {
         }
         let base: (LatencyStats, String, Double)? = baseline.map { (LatencyStats(theirs), $0, cpuTheirs) }
         let prefill = prefillTokens > 0 ? Self.measurePrefill(weights, positions: positions, T: prefillTokens, runs: prefillRuns) : nil
+        // The baseline's batched prefill too (an FP32 baseline: the FP32 GEMM path), same positions.
+        let basePrefill = prefillTokens > 0 ? baseWeights.map { Self.measurePrefill($0, positions: positions, T: prefillTokens, runs: prefillRuns) } : nil
         let dt = c.weightDType ?? WeightDTypes()
         let engine = "MiniGPT attention \(dt.attention.rawValue), ffn \(dt.ffn.rawValue)"
 
@@ -146,6 +148,11 @@ struct BenchDecode: ParsableCommand {
             fields += [("prefill_tokens", "\(prefillTokens)"), ("prefill_batched_median_us", fmt(p.0.p50, 2)), ("prefill_batched_p99_us", fmt(p.0.p99, 2)),
                        ("prefill_sequential_median_us", fmt(p.1.p50, 2)), ("prefill_batched_cpu_us", fmt(p.2, 2)),
                        ("prefill_sequential_cpu_us", fmt(p.3, 2)), ("prefill_speedup_cpu", fmt(p.3 / p.2, 2))]
+        }
+
+        if let p = basePrefill {
+            fields += [("baseline_prefill_batched_median_us", fmt(p.0.p50, 2)), ("baseline_prefill_sequential_median_us", fmt(p.1.p50, 2)),
+                       ("baseline_prefill_speedup_cpu", fmt(p.3 / p.2, 2))]
         }
 
         fields.append(("kernels", KernelPath.selected))  // last, so older parsers of the line keep working
@@ -168,6 +175,10 @@ struct BenchDecode: ParsableCommand {
             print("streaming floor (one core reading those bytes): \(fmt(floor, 2)) µs → \(fmt(100 * floor / stats.p50, 1)) % of the bandwidth limit reached")
             if let p = prefill {
                 print("prefill of \(prefillTokens) tokens after \(positions) cached: batched median \(fmt(p.0.p50, 1)) µs (p99 \(fmt(p.0.p99, 1)), CPU \(fmt(p.2, 1))), "
+                      + "step by step median \(fmt(p.1.p50, 1)) µs (CPU \(fmt(p.3, 1))) → \(fmt(p.3 / p.2, 2))× less CPU batched")
+            }
+            if let p = basePrefill, let baseline {
+                print("baseline \(baseline), same prefill: batched median \(fmt(p.0.p50, 1)) µs (CPU \(fmt(p.2, 1))), "
                       + "step by step median \(fmt(p.1.p50, 1)) µs (CPU \(fmt(p.3, 1))) → \(fmt(p.3 / p.2, 2))× less CPU batched")
             }
             print("")

@@ -385,6 +385,23 @@ func packedF32(_ w: [Float], rows: Int, cols: Int) -> (PackedArena, PackedMatrix
         #expect(KernelPath.supported.last == "portable" && KernelPath.supported.contains(KernelPath.selected))
     }
 
+    @Test("the C RMSNorm equals the Swift one bit for bit on every path")
+    func rmsnormBitIdentical() {
+        var rng = RNG(seed: 77)
+        for n in [1, 5, 15, 16, 17, 31, 128, 130, 320] {
+            for scale: Float in [1e-3, 1, 40] {
+                let x = gaussians(n, &rng, scale: scale), w = gaussians(n, &rng)
+                var ref = [Float](repeating: 0, count: n)
+                rmsnormSwift(&ref, x, w, n, eps: 1e-5)
+                for p in Self.paths {
+                    var out = [Float](repeating: 7, count: n)
+                    mgk_fp32_kernels_for(p)!.pointee.rmsnorm(&out, x, w, Int32(n), 1e-5)
+                    #expect(out.map(\.bitPattern) == ref.map(\.bitPattern), "path \(Self.name(p)), n=\(n), scale \(scale)")
+                }
+            }
+        }
+    }
+
     @Test("batched INT8 matmul equals one INT8 matvec per token, bit for bit, on every path", arguments: [1, 4, 12, 13])
     func matmulI8(tokens T: Int) {
         var rng = RNG(seed: UInt64(300 + T))
@@ -456,5 +473,79 @@ func maxRelDiff(_ a: [Float], _ b: [Float], floor: Float) -> Float { zip(a, b).m
     @Test("batched INT8 prefill equals step-by-step within 1e-4")
     func int8() {
         compare(oracleWeights(ModelConfig(), seed: 9).quantized(attention: true, ffn: true), lengths: [3, 12, 33], tolerance: 1e-4)
+    }
+
+    /// Bit patterns, for exact comparisons.
+    static func bits(_ x: UnsafeBufferPointer<Float>) -> [UInt32] { x.map(\.bitPattern) }
+
+    /// Prefills `ids` after `warm` batched and token by token on two sessions of `model`: the logits,
+    /// every head's attention probabilities and the next step's logits must be bit-identical.
+    func expectBitIdentical(_ model: Transformer, kv: KVCacheOptions, warm: [Int], ids: [Int], _ label: String) {
+        let a = Session(model: model, kvCache: kv), b = Session(model: model, kvCache: kv)
+        a.prefill(warm); b.prefillSequential(warm)
+        let la = Self.bits(a.prefill(ids)), lb = Self.bits(b.prefillSequential(ids))
+        #expect(la == lb, "\(label): batched logits differ from step by step")
+        for h in 0..<model.config.numAttentionHeads {
+            #expect(Self.bits(a.attention(head: h)) == Self.bits(b.attention(head: h)), "\(label): attention of head \(h)")
+        }
+        #expect(Self.bits(a.step(ids[0])) == Self.bits(b.step(ids[0])), "\(label): the step after prefill")
+    }
+
+    // INT8 products are exact integer sums on every path and the GEMM shares the matvec's float
+    // epilogue; the block attention kernels do each row's arithmetic exactly as the decode kernels
+    // (kv.c, fp32.c), so batched prefill reproduces step-by-step decoding bit for bit.
+    @Test("batched INT8 prefill is bit-identical to step by step in every KV precision", arguments: KVCacheDType.allCases)
+    func int8BitIdentical(dtype: KVCacheDType) {
+        let model = Transformer(weights: oracleWeights(ModelConfig(), seed: 12).quantized(attention: true, ffn: true))
+        let V = model.config.vocabSize
+        var rng = RNG(seed: 31)
+        let warm = (0..<101).map { _ in Int(rng.next() % UInt64(V)) }  // attention spans several 8/16/32 blocks
+        for T in [2, 5, 12, 15, 16, 17, 40] {
+            let ids = (0..<T).map { _ in Int(rng.next() % UInt64(V)) }
+            expectBitIdentical(model, kv: KVCacheOptions(dtype: dtype), warm: warm, ids: ids, "\(dtype) T=\(T)")
+        }
+        // From an empty cache too (the first chunk's own keys are all there is).
+        expectBitIdentical(model, kv: KVCacheOptions(dtype: dtype), warm: [1], ids: Array(warm.prefix(14)), "\(dtype) from 1 position")
+    }
+
+    @Test("the shipped configuration (INT8 weights, INT8 KV window with sinks) prefills bit-identically through evictions")
+    func windowedBitIdentical() {
+        var c = ModelConfig()
+        c.kvCache = KVCacheOptions(dtype: .int8, window: 64, sinks: 4)
+        let model = Transformer(weights: oracleWeights(c, seed: 13).quantized(attention: true, ffn: true))
+        var rng = RNG(seed: 5)
+        let ticks = (0..<12).map { _ in (0..<13).map { _ in Int(rng.next() % UInt64(c.vocabSize)) } }
+        let a = Session(model: model), b = Session(model: model)
+        for (i, ids) in ticks.enumerated() {  // 156 tokens through a 64-position window: several evictions
+            let la = Self.bits(a.prefill(ids)), lb = Self.bits(b.prefillSequential(ids))
+            #expect(la == lb && a.position == b.position, "tick \(i)")
+        }
+    }
+
+    @Test("prefill and step are deterministic: the same inputs give the same bits, run after run")
+    func deterministic() {
+        let model = Transformer(weights: oracleWeights(ModelConfig(), seed: 14).quantized(attention: true, ffn: true))
+        let ids = (0..<29).map { ($0 * 37 + 11) % model.config.vocabSize }
+        func run(_ s: Session) -> [UInt32] {
+            s.reset()
+            var out = Self.bits(s.prefill(ids))
+            for t in ids.prefix(5) { out += Self.bits(s.step(t)) }
+            return out
+        }
+        let s = Session(model: model, kvCache: KVCacheOptions(dtype: .int8))
+        let first = run(s)
+        #expect(run(s) == first)
+        #expect(run(Session(model: model, kvCache: KVCacheOptions(dtype: .int8))) == first)
+    }
+
+    @Test("FP32 prefill stays within rounding of step by step and is deterministic")
+    func fp32Deterministic() {
+        let model = Transformer(weights: oracleWeights(ModelConfig(), seed: 15))
+        let ids = (0..<23).map { ($0 * 13 + 5) % model.config.vocabSize }
+        let a = Session(model: model), b = Session(model: model), c = Session(model: model)
+        let la = Array(a.prefill(ids)), lb = Array(b.prefillSequential(ids)), lc = Array(c.prefill(ids))
+        #expect(la.map(\.bitPattern) == lc.map(\.bitPattern))
+        #expect(maxDiff(la, lb) <= 1e-4, "FP32 batched vs stepped: \(maxDiff(la, lb))")
+        print("FP32 batched vs stepped prefill: max |Δ| \(maxDiff(la, lb)) (bit-identical: \(la.map(\.bitPattern) == lb.map(\.bitPattern)))")
     }
 }

@@ -3,7 +3,9 @@
 //
 // Seeded integer-only inputs (so every ISA sees the same floats), then for every kernel path the CPU
 // supports: the activation quantizer's bytes and the INT8 products' int32 sums must equal the
-// portable path's bit for bit, and the portable sums must equal a naive row-major loop. With
+// portable path's bit for bit, and the portable sums must equal a naive row-major loop; the batched
+// prefill kernels (INT8 GEMM, FP32 GEMM, causal KV block attention) must equal their decode kernels
+// token by token (bit for bit where the arithmetic is the same, FP32 GEMM within rounding). With
 // --write FILE the per-case checksums are saved; with --check FILE they must equal a file written
 // by another build (the x86 build's file, checked on arm64). Last line: "N passed, N failed".
 //
@@ -14,6 +16,7 @@
 #include "../../Sources/CMiniGPTKernels/kv.c"
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 
 static int passed, failed;
 
@@ -46,7 +49,7 @@ static void *aligned(size_t bytes) {  // the Swift side packs into 64-byte align
     return p;
 }
 
-enum { MAX_CASES = 64 };
+enum { MAX_CASES = 96 };
 static uint64_t sums[MAX_CASES];
 
 // One shape: returns the checksum of (quantized bytes, portable int32 sums).
@@ -102,6 +105,136 @@ static uint64_t run_case(int rows, int cols, int weight_kind, int act_kind) {
     return h;
 }
 
+// Batched prefill, INT8: T quantized token rows through mgk_matmul_i8 on every path (fresh output and
+// accumulating into a prior one) must equal T portable mgk_matvec_i8 calls bit for bit (the same
+// int32 sums, the same float epilogue). Returns the checksum of the portable GEMM's floats.
+static uint64_t run_gemm_case(int rows, int cols, int T) {
+    const int cols4 = (cols + 3) / 4 * 4, rows16 = (rows + 15) / 16 * 16, ldo = rows + 3;
+    int8_t *q = aligned((size_t)rows * cols), *wp = aligned((size_t)mgk_panel_i8_count(rows, cols));
+    int32_t *bias = aligned(4 * (size_t)rows16);
+    float *ws = aligned(4 * (size_t)rows16), *x = aligned(4 * (size_t)cols), *xs = aligned(4 * (size_t)T);
+    float *ref = aligned(4 * (size_t)T * ldo), *out = aligned(4 * (size_t)T * ldo), *init = aligned(4 * (size_t)T * ldo);
+    uint8_t *xu = aligned((size_t)T * cols4);
+    for (int i = 0; i < rows * cols; i++) q[i] = (int8_t)rand_int(-127, 127);
+    for (int r = 0; r < rows; r++) ws[r] = (float)rand_int(1, 4000) / 65536.0f;
+    mgk_pack_panel_i8(wp, bias, q, rows, cols);
+    for (int t = 0; t < T; t++) {
+        for (int c = 0; c < cols; c++) x[c] = rand_float();
+        xs[t] = mgk_quantize_activation_path(xu + (size_t)t * cols4, x, cols, cols4, MGK_PATH_PORTABLE);
+    }
+    for (int i = 0; i < T * ldo; i++) init[i] = rand_float();
+    uint64_t h = 1469598103934665603ull;
+    for (int accumulate = 0; accumulate < 2; accumulate++) {
+        memcpy(ref, init, 4 * (size_t)T * ldo);
+        for (int t = 0; t < T; t++)
+            mgk_matvec_i8(ref + (size_t)t * ldo, wp, ws, bias, xu + (size_t)t * cols4, xs[t], rows, cols4, accumulate, MGK_PATH_PORTABLE);
+        for (int p = MGK_PATH_PORTABLE; p < MGK_PATH_COUNT; p++) {
+            if (!mgk_path_supported(p)) continue;
+            memcpy(out, init, 4 * (size_t)T * ldo);
+            mgk_matmul_i8(out, ldo, wp, ws, bias, xu, xs, T, rows, cols4, accumulate, p);
+            check(memcmp(out, ref, 4 * (size_t)T * ldo) == 0, accumulate ? "int8 GEMM (accumulate) = T matvecs" : "int8 GEMM = T matvecs",
+                  mgk_path_name(p), rows, cols * 1000 + T);
+            if (p != MGK_PATH_PORTABLE) continue;
+            h = fnv1a(h, out, 4 * (size_t)T * ldo);
+        }
+    }
+    free(q); free(wp); free(bias); free(ws); free(x); free(xs); free(ref); free(out); free(init); free(xu);
+    return h;
+}
+
+// Batched prefill, FP32: mgk_matmul_f32 against T calls of mgk_matvec_f32 of the same path (within
+// rounding: leftover panels of a matvec sum in two chains) and the portable one bit for bit.
+static void run_gemm_f32_case(int rows, int cols, int T) {
+    const int ldo = rows + 1, ldx = cols + 2;
+    float *w = aligned(4 * (size_t)rows * cols), *wp = aligned(4 * (size_t)mgk_panel_f32_count(rows, cols));
+    float *x = aligned(4 * (size_t)T * ldx), *ref = aligned(4 * (size_t)T * ldo), *out = aligned(4 * (size_t)T * ldo);
+    for (int i = 0; i < rows * cols; i++) w[i] = (float)rand_int(-1000, 1000) / 1024.0f;
+    for (int i = 0; i < T * ldx; i++) x[i] = (float)rand_int(-1000, 1000) / 1024.0f;
+    mgk_pack_panel_f32(wp, w, rows, cols);
+    for (int p = MGK_PATH_PORTABLE; p < MGK_PATH_COUNT; p++) {
+        const mgk_fp32_kernels *k = mgk_fp32_kernels_for(p);
+        if (!k) continue;
+        for (int t = 0; t < T; t++) k->matvec(ref + (size_t)t * ldo, wp, x + (size_t)t * ldx, rows, cols, 0);
+        k->matmul(out, ldo, wp, x, ldx, T, rows, cols, 0);
+        int ok = 1;
+        for (int t = 0; t < T; t++)
+            for (int r = 0; r < rows; r++) {
+                const float a = out[(size_t)t * ldo + r], b = ref[(size_t)t * ldo + r];
+                if (p == MGK_PATH_PORTABLE ? a != b : fabsf(a - b) > 1e-4f * sqrtf((float)cols)) ok = 0;
+            }
+        check(ok, p == MGK_PATH_PORTABLE ? "fp32 GEMM = T matvecs (bitwise)" : "fp32 GEMM = T matvecs", mgk_path_name(p), rows, cols * 1000 + T);
+    }
+    free(w); free(wp); free(x); free(ref); free(out);
+}
+
+// Batched prefill attention: for every path's KV kernels, the causal block kernel (T tokens × G heads
+// after n0 cached positions) must equal the decode group kernel run token by token (n0 + t + 1
+// positions each) bit for bit, outputs and probabilities, over FP16 and INT8 caches.
+static void run_attention_case(int T, int G, int n0, int hd) {
+    const int n = n0 + T, cap = n + 5, pstride = cap, ldq = G * hd + 3, ldo = G * hd + 1;
+    int8_t *k8 = aligned((size_t)hd * cap), *v8 = aligned((size_t)cap * hd);
+    uint16_t *k16 = aligned(2 * (size_t)hd * cap), *v16 = aligned(2 * (size_t)cap * hd);
+    float *ks = aligned(4 * (size_t)cap), *vs = aligned(4 * (size_t)cap), *q = aligned(4 * (size_t)T * ldq);
+    float *ob = aligned(4 * (size_t)T * ldo), *pb = aligned(4 * (size_t)T * G * pstride);
+    float *og = aligned(4 * (size_t)G * hd), *pg = aligned(4 * (size_t)G * pstride), *col = aligned(4 * (size_t)hd);
+    for (int s = 0; s < cap; s++) {  // one position at a time through the store kernels, as a cache fills
+        for (int i = 0; i < hd; i++) col[i] = (float)rand_int(-2048, 2048) / 1024.0f;
+        ks[s] = mgk_kv_store_i8(k8 + s, cap, col, hd);
+        mgk_kv_store_f16(k16 + s, cap, col, hd);
+        for (int i = 0; i < hd; i++) col[i] = (float)rand_int(-2048, 2048) / 1024.0f;
+        vs[s] = mgk_kv_store_i8(v8 + (size_t)s * hd, 1, col, hd);
+        mgk_kv_store_f16(v16 + (size_t)s * hd, 1, col, hd);
+    }
+    for (int i = 0; i < T * ldq; i++) q[i] = (float)rand_int(-2048, 2048) / 1024.0f;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int p = MGK_PATH_PORTABLE; p < MGK_PATH_COUNT; p++) {
+        const mgk_kv_kernels *kk = mgk_kv_kernels_for(p);
+        if (!kk) continue;
+        for (int dt = 0; dt < 2; dt++) {
+            memset(pb, 0xCD, 4 * (size_t)T * G * pstride);
+            if (dt) kk->attention_block_i8(ob, ldo, pb, pstride, q, ldq, k8, ks, v8, vs, T, G, n0, hd, cap, scale);
+            else kk->attention_block_f16(ob, ldo, pb, pstride, q, ldq, k16, v16, T, G, n0, hd, cap, scale);
+            int ok = 1;
+            for (int t = 0; t < T; t++) {
+                const int nt = n0 + t + 1;
+                if (dt) kk->attention_group_i8(og, pg, pstride, q + (size_t)t * ldq, k8, ks, v8, vs, G, nt, hd, cap, scale);
+                else kk->attention_group_f16(og, pg, pstride, q + (size_t)t * ldq, k16, v16, G, nt, hd, cap, scale);
+                for (int g = 0; g < G; g++) {
+                    if (memcmp(ob + (size_t)t * ldo + (size_t)g * hd, og + (size_t)g * hd, 4 * (size_t)hd) != 0) ok = 0;
+                    const float *pr = pb + (size_t)(t * G + g) * pstride;
+                    if (memcmp(pr, pg + (size_t)g * pstride, 4 * (size_t)nt) != 0) ok = 0;
+                    for (int s = nt; s < n; s++) if (pr[s] != 0) ok = 0;
+                }
+            }
+            check(ok, dt ? "int8 KV block attention = per-token group (bitwise)" : "fp16 KV block attention = per-token group (bitwise)",
+                  mgk_path_name(p), T * 100 + G, n0 * 1000 + hd);
+        }
+    }
+    // FP32 cache (fp32.c): the same contract, keys transposed (hd, cap), values (cap, hd).
+    float *k32 = aligned(4 * (size_t)hd * cap), *v32 = aligned(4 * (size_t)cap * hd);
+    for (int i = 0; i < hd * cap; i++) { k32[i] = (float)rand_int(-2048, 2048) / 1024.0f; v32[i] = (float)rand_int(-2048, 2048) / 1024.0f; }
+    for (int p = MGK_PATH_PORTABLE; p < MGK_PATH_COUNT; p++) {
+        const mgk_fp32_kernels *kf = mgk_fp32_kernels_for(p);
+        if (!kf) continue;
+        memset(pb, 0xCD, 4 * (size_t)T * G * pstride);
+        kf->attention_block(ob, ldo, pb, pstride, q, ldq, k32, v32, T, G, n0, hd, cap, scale);
+        int ok = 1;
+        for (int t = 0; t < T; t++) {
+            const int nt = n0 + t + 1;
+            kf->attention_group(og, pg, pstride, q + (size_t)t * ldq, k32, v32, G, nt, hd, cap, scale);
+            for (int g = 0; g < G; g++) {
+                if (memcmp(ob + (size_t)t * ldo + (size_t)g * hd, og + (size_t)g * hd, 4 * (size_t)hd) != 0) ok = 0;
+                const float *pr = pb + (size_t)(t * G + g) * pstride;
+                if (memcmp(pr, pg + (size_t)g * pstride, 4 * (size_t)nt) != 0) ok = 0;
+                for (int s = nt; s < n; s++) if (pr[s] != 0) ok = 0;
+            }
+        }
+        check(ok, "fp32 block attention = per-token group (bitwise)", mgk_path_name(p), T * 100 + G, n0 * 1000 + hd);
+    }
+    free(k32); free(v32);
+    free(k8); free(v8); free(k16); free(v16); free(ks); free(vs); free(q); free(ob); free(pb); free(og); free(pg); free(col);
+}
+
 int main(int argc, char **argv) {
     const char *write_path = NULL, *check_path = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -122,6 +255,17 @@ int main(int argc, char **argv) {
             const int wk = kind == 1, ak = kind;  // (random, random), (±127, ±max), (random, ties)
             sums[ncases++] = run_case(shapes[s][0], shapes[s][1], wk, ak);
         }
+    // GEMM shapes: the model's matrices, odd rows / columns, and token counts around the tile sizes.
+    static const int gemm[][3] = {{256, 128, 12}, {640, 128, 13}, {128, 320, 16}, {17, 33, 5}, {33, 7, 3}, {48, 130, 1},
+                                  {96, 65, 2}, {512, 128, 7}, {7, 1001, 4}, {31, 257, 9}};
+    for (size_t g = 0; g < sizeof gemm / sizeof gemm[0]; g++) sums[ncases++] = run_gemm_case(gemm[g][0], gemm[g][1], gemm[g][2]);
+    static const int gemm_f32[][3] = {{256, 128, 12}, {384, 128, 1}, {80, 33, 13}, {17, 5, 6}, {128, 320, 16}};
+    for (size_t g = 0; g < sizeof gemm_f32 / sizeof gemm_f32[0]; g++) run_gemm_f32_case(gemm_f32[g][0], gemm_f32[g][1], gemm_f32[g][2]);
+    // Attention: (T, G, n0, hd) incl. the model's (12, 2, 127, 32), positions not multiples of 8 or
+    // 16, a head size that is not a multiple of 16 (24) or of 8 (12: the generic fallback).
+    static const int att[][4] = {{12, 2, 127, 32}, {1, 2, 0, 32}, {3, 1, 5, 32}, {16, 4, 40, 32}, {5, 3, 17, 24},
+                                 {7, 2, 300, 32}, {4, 2, 9, 12}, {13, 1, 250, 64}, {2, 2, 255, 32}};
+    for (size_t a = 0; a < sizeof att / sizeof att[0]; a++) run_attention_case(att[a][0], att[a][1], att[a][2], att[a][3]);
     if (write_path) {
         FILE *f = fopen(write_path, "w");
         if (!f) { perror(write_path); return 2; }

@@ -16,7 +16,8 @@ void mgk_pack_panel_f32(float *wp, const float *w, int rows, int cols);
 void mgk_matvec_f32(float *out, const float *wp, const float *x, int rows, int cols, int accumulate);
 
 /// out (T, ldo) [+]= X (T, ldx) · Wᵀ: T tokens against one panel-packed W (rows, cols). Each panel
-/// of 16 rows is read from memory once and reused from L1 for every token (batched prefill).
+/// of 16 rows is read from memory once and reused from L1 for every token (batched prefill), on
+/// every path (tiles of 4 tokens; 8 on AVX-512). Portable: equal to T matvecs bit for bit.
 void mgk_matmul_f32(float *out, int ldo, const float *wp, const float *x, int ldx, int T, int rows, int cols, int accumulate);
 
 /// One query head's attention over n cached positions: p (n) = softmax(scale · Kᵀ q), then
@@ -44,6 +45,11 @@ void mgk_softmax_f32(float *x, int n);
 void mgk_swiglu_f32(float *g, const float *u, int n);
 /// e^x elementwise (the polynomial the vector kernels use), out may alias x.
 void mgk_exp_f32(float *out, const float *x, int n);
+/// RMSNorm: out (n) = x · (1 / √(mean(x²) + eps)) · weight, with exactly the Swift engine's
+/// arithmetic on every path (Kernels.swift `rmsnormSwift`): x² summed in 16 fused lanes over
+/// i = 16k + lane, the lanes added in order from −0, the n mod 16 tail with a multiply then an add.
+/// (In C so a build whose Swift code lacks hardware FMA does not pay a libm fmaf per lane.)
+void mgk_rmsnorm_f32(float *out, const float *x, const float *weight, int n, float eps);
 
 /// One instruction set's instance of every kernel above (the functions above call the selected
 /// path's table; tests call each path's table directly and compare them).
@@ -58,6 +64,7 @@ typedef struct mgk_fp32_kernels {
     void (*softmax)(float *x, int n);
     void (*swiglu)(float *g, const float *u, int n);
     void (*exp)(float *out, const float *x, int n);
+    void (*rmsnorm)(float *out, const float *x, const float *weight, int n, float eps);
 } mgk_fp32_kernels;
 
 /// The FP32 kernels of `path` (MGK_PATH_* of mgk_dispatch.h; AUTO = the selected path), or NULL

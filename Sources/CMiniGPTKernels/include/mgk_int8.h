@@ -46,7 +46,9 @@ void mgk_matvec_i8(float *out, const int8_t *wp, const float *wscale, const int3
                    const uint8_t *xu, float xscale, int rows, int cols4, int accumulate, int path);
 
 /// out (T, ldo) [+]= per-token dequant(Q · xq_t) for T quantized tokens xu (T, cols4) with scales
-/// xscale (T): each panel read once for all T (batched prefill). Equal to T calls of mgk_matvec_i8.
+/// xscale (T): batched prefill as a GEMM on every path — each 16-row panel is loaded once per tile of
+/// tokens (4 on x86 and sdot, 2 on plain NEON, 8 on VNNI) and applied to all of them from registers.
+/// Equal to T calls of mgk_matvec_i8 on the same path bit for bit (same int32 sums, same epilogue).
 void mgk_matmul_i8(float *out, int ldo, const int8_t *wp, const float *wscale, const int32_t *bias,
                    const uint8_t *xu, const float *xscale, int T, int rows, int cols4, int accumulate, int path);
 #endif

@@ -34,7 +34,10 @@ void mgk_attention_group_f16(float *out, float *p, int pstride, const float *q, 
 /// mgk_attention_group_f32 over an INT8 cache with per-position scales ks (n), vs (n).
 void mgk_attention_group_i8(float *out, float *p, int pstride, const float *q, const int8_t *k, const float *ks,
                             const int8_t *v, const float *vs, int G, int n, int hd, int kstride, float scale);
-/// mgk_attention_block_f32 (causal, T tokens × G heads) over an FP16 cache.
+/// mgk_attention_block_f32 (causal, T tokens × G heads) over an FP16 cache. On every path each row
+/// (token, head) is bit-identical to mgk_attention_group_f16 over that token's n0 + t + 1 positions
+/// (the same per-lane operations; the block kernel only shares the K / V loads between rows), and
+/// likewise for INT8: batched prefill reproduces step-by-step decoding exactly.
 void mgk_attention_block_f16(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
                              const uint16_t *k, const uint16_t *v, int T, int G, int n0, int hd, int kstride, float scale);
 /// mgk_attention_block_f32 (causal, T tokens × G heads) over an INT8 cache.
