@@ -50,8 +50,10 @@ public enum GateReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
 public struct ControllerThresholds: Sendable, Equatable {
     /// Gate when the intent entropy (nats) exceeds this. ln(13) ≈ 2.56 is a uniform guess.
     public var maxEntropy: Float = 1.0
-    /// Gate when mean pairwise head JS divergence (0…1) exceeds this.
-    public var maxHeadDisagreement: Float = 0.6
+    /// Gate when mean pairwise head JS divergence (0…1) exceeds this (1 = off, the default: on the
+    /// trained model it is 0.8–1.0 for every input and carries no error information, AUROC 0.47 —
+    /// docs/controller.md).
+    public var maxHeadDisagreement: Float = 1
     /// Gate when the chosen intent's *calibrated* confidence (`calibration`) is below this.
     public var minConfidence: Float = 0.35
     /// Gate when the exit-head vs final-head verb disagreement (0…1) exceeds this (1 = off).

@@ -249,12 +249,23 @@ struct EvalControllerCommand: ParsableCommand {
     @Option(help: "Seed of the evaluation episodes (calibration uses 7 by default).") var seed: UInt64 = 5
     @Option(help: "Write the risk–coverage curve as PREFIX.svg and PREFIX.csv.") var plot: String?
     @Flag(help: "Skip the closed-loop part (offline figures only).") var offlineOnly = false
+    @Option(help: "Write every offline decision (signals, expert, proposal, faults) as CSV to this file.") var dump: String?
 
     func run() throws {
         let loop = try data.loop()
         let t = loop.config.thresholds
         let nominal = try data.samples(loop, n: data.episodes, seed: seed, faults: false)
         let faulted = try data.samples(loop, n: data.faultEpisodes, seed: seed, faults: true)
+        if let dump {
+            var csv = "set,tick,probability,entropy,grammar_mass,margin,head_disagreement,exit_disagreement,temporal_disagreement,confidence,sensor_flags,proposal,expert,wrong,gated,reason,faults\n"
+            for (set, rows) in [("nominal", nominal), ("faulted", faulted)] {
+                for x in rows {
+                    let g = x.signals
+                    csv += "\(set),\(x.tick),\(g.probability),\(g.entropy),\(g.grammarMass),\(g.margin),\(g.headDisagreement),\(g.exitDisagreement),\(g.temporalDisagreement),\(g.confidence),\(g.sensors.flags),\(x.proposal),\(x.expert),\(x.wrong ? 1 : 0),\(x.decision.gated ? 1 : 0),\(x.decision.reason.name),\(x.faults.joined(separator: "+"))\n"
+                }
+            }
+            try csv.write(toFile: dump, atomically: true, encoding: .utf8)
+        }
         // Offline signal quality on nominal decisions the frame checks pass.
         let clean = nominal.filter { $0.signals.sensors.isHealthy }
         let wrong = clean.map(\.wrong)

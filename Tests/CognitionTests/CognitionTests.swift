@@ -72,6 +72,7 @@ import Observation
     @Test func eachGateTripsToTheFallbackWithZeroConfidence() {
         var t = ControllerThresholds()
         t.hysteresisTicks = 0
+        t.maxHeadDisagreement = 0.6   // off by default (docs/controller.md)
         let cases: [(IntentProposal, Float, GateReason)] = [
             (proposal(h: 2.0), 0.1, .highEntropy),
             (proposal(), 0.9, .headDisagreement),

@@ -51,7 +51,9 @@ public final class ClosedLoop {
     public struct Outcome {
         /// Expert-labelled visited states and the episode's metrics (`result.spl` etc.).
         public var record: EpisodeRecord
-        /// Decisions taken, executed intents equal to the expert's, decisions gated, unsafe intents executed.
+        /// Decisions taken, executed intents equal to the expert's, decisions gated (replaced by the
+        /// fallback: 0 when ungated; the samples still say what the controller decided), unsafe
+        /// intents executed.
         public var decisions = 0, agreed = 0, gated = 0, unsafe = 0
         /// Every decision (only when `run(keepSamples: true)`).
         public var samples: [Sample] = []
@@ -116,7 +118,7 @@ public final class ClosedLoop {
                 let proposal = Intent(index: r.proposal.index) ?? .stop
                 // What the deployed daemon's subscriber executes: the decision (or, ungated, the proposal).
                 let modelIntent = gate ? r.decision.intent : proposal
-                if r.decision.gated { out.gated += 1 }
+                if gate && r.decision.gated { out.gated += 1 }   // ungated: nothing was replaced
                 encoder.encode(frame, into: &tokens)
                 out.record.decisions.append(DecisionRecord(obs: tokens, intent: expertIntent.index))
                 out.decisions += 1
