@@ -10,8 +10,11 @@
 #   out/ladder/shakespeare/ft-int8        out/shakespeare-ft quantized (the QAT control), when it exists
 #
 # Untied (phases 1–3) and early-exit rows are run-time switches of the manifest, not folders.
-# Outputs: docs/plots/ladder-<set>.{md,csv} and docs/plots/ladder-<set>-*.svg. About 1–2 minutes on an idle
-# 2-core machine (phases 1–2 recompute every prefix). Set LADDER_SCRATCH to build into another folder.
+# Outputs: docs/plots/ladder-<set>.{md,csv} and docs/plots/ladder-<set>-*.svg. Every phase is measured in
+# 3 runs (`--runs 3`): run 0 on the corpus start, runs 1 and 2 on slices whose starts RNG seeds 1 and 2
+# draw, each re-timed; the tables print mean ± half-range. About 3–5 minutes on an idle 2-core machine
+# (phases 1–2 recompute every prefix). Set LADDER_SCRATCH to build into another folder, LADDER_RUNS
+# for another number of runs.
 #   scripts/ladder.sh [shakespeare|robot ...]    (default: both)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +22,7 @@ SCRATCH=()
 if [[ -n "${LADDER_SCRATCH:-}" ]]; then SCRATCH=(--scratch-path "$LADDER_SCRATCH"); fi
 swift build -c release "${SCRATCH[@]}" --product mgpt >&2
 BIN=$(swift build -c release "${SCRATCH[@]}" --show-bin-path)
+RUNS=${LADDER_RUNS:-3}
 SETS=("$@")
 if [[ ${#SETS[@]} -eq 0 ]]; then SETS=(shakespeare robot); fi
 
@@ -51,7 +55,7 @@ for set in "${SETS[@]}"; do
             corpus=data/sim.val.jsonl ;;
         *) echo "unknown ladder set '$set' (shakespeare or robot)" >&2; exit 64 ;;
     esac
-    "$BIN/mgpt" bench ladder --manifest "Configs/ladder/$set.json" --corpus "$corpus" \
+    "$BIN/mgpt" bench ladder --manifest "Configs/ladder/$set.json" --corpus "$corpus" --runs "$RUNS" \
         --markdown "docs/plots/ladder-$set.md" --csv "docs/plots/ladder-$set.csv"
     python3 scripts/plot_ladder.py "docs/plots/ladder-$set.csv" --out docs/plots --prefix "ladder-$set"
 done

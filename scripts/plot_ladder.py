@@ -7,6 +7,8 @@ Writes <prefix>-quality.svg (log-prob, entropy), <prefix>-latency-memory.svg (me
 model + KV KB), <prefix>-matmuls.svg (matmuls and MACs per token) and <prefix>-quality-vs-memory.svg.
 Only measured rows are drawn (computed / not-measured rows are listed in the table, docs/ladder.md).
 Latency and matmul axes are logarithmic: phase 1 recomputes the whole prefix and is ~100x off the rest.
+With `mgpt bench ladder --runs N` (N > 1) the CSV has <column>_spread (half of max - min over the runs):
+log-prob, entropy and latency are drawn with error bars of ± that spread (absent columns: no bars).
 """
 import argparse
 import csv
@@ -30,12 +32,14 @@ def read_rows(path):
     missing = need - set(rows[0].keys())
     if missing:
         sys.exit(f"{path}: missing columns {sorted(missing)} (expected the CSV of mgpt bench ladder --csv)")
+    spreads = [k for k in ("avg_logprob", "avg_entropy", "median_us", "p99_us", "cpu_median_us") if k + "_spread" in rows[0]]
     out = []
     for i, r in enumerate(rows, start=2):
         if r["status"] != "measured":
             continue
         try:
-            out.append({**r, **{k: float(r[k]) for k in need - {"phase", "name", "status"}}})
+            out.append({**r, **{k: float(r[k]) for k in need - {"phase", "name", "status"}},
+                        **{k + "_spread": float(r[k + "_spread"] or 0) for k in spreads}})
         except ValueError as e:
             sys.exit(f"{path}: line {i}: {e}")
     if not out:
@@ -148,6 +152,30 @@ def legend(items, y):
     return s
 
 
+def spread(r, key):
+    """Half-range over the runs (0 without a --runs CSV or for a column read_rows did not convert)."""
+    v = r.get(key + "_spread", 0.0)
+    return v if isinstance(v, float) else 0.0
+
+
+def error_bar(panel, x, r, key, half_width=3):
+    """A vertical ± spread whisker at x (nothing when the spread is 0)."""
+    v, e = r[key], spread(r, key)
+    if e <= 0:
+        return []
+    lo, hi = v - e, v + e
+    if panel.log and lo <= 0:
+        lo = v / 10
+    y0, y1 = panel.y(lo), panel.y(hi)
+    return [f'<path d="M{x:.1f},{y0:.1f}V{y1:.1f}M{x - half_width:.1f},{y0:.1f}H{x + half_width:.1f}M{x - half_width:.1f},{y1:.1f}H{x + half_width:.1f}" '
+            f'stroke="#222" stroke-width="1" fill="none"/>']
+
+
+def with_spread(rows, keys):
+    """Every value of `keys` and its ± spread ends: what a panel's axis must hold."""
+    return [r[k] + d * spread(r, k) for r in rows for k in keys for d in (-1, 0, 1)]
+
+
 def bars(panel, rows, series):
     """Grouped bars: series = [(name, key, color)]."""
     xs, width = slots(len(rows))
@@ -161,8 +189,11 @@ def bars(panel, rows, series):
                 continue
             yy = panel.y(v)
             left = x - width * 0.4 + k * bw
+            e = spread(r, key)
+            pm = f" ± {fmt(e)}" if e > 0 else ""
             s.append(f'<rect x="{left:.1f}" y="{min(yy, base):.1f}" width="{bw - 1:.1f}" height="{abs(base - yy):.1f}" fill="{color}">'
-                     f'<title>{escape(r["name"])}: {escape(name)} {fmt(v)}</title></rect>')
+                     f'<title>{escape(r["name"])}: {escape(name)} {fmt(v)}{pm}</title></rect>')
+            s += error_bar(panel, left + (bw - 1) / 2, r, key, half_width=min(3, bw / 3))
     return s
 
 
@@ -171,7 +202,9 @@ def lines(panel, rows, key, color):
     pts = [(x, panel.y(r[key])) for x, r in zip(xs, rows)]
     s = [f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{" ".join(f"{x:.1f},{y:.1f}" for x, y in pts)}"/>']
     for (x, y), r in zip(pts, rows):
-        s.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{color}"><title>{escape(r["name"])}: {r[key]:.4f}</title></circle>')
+        s += error_bar(panel, x, r, key)
+        pm = f" ± {spread(r, key):.4f}" if spread(r, key) > 0 else ""
+        s.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{color}"><title>{escape(r["name"])}: {r[key]:.4f}{pm}</title></circle>')
         s.append(f'<text x="{x:.1f}" y="{y - 8:.1f}" font-size="10" text-anchor="middle">{r[key]:.3f}</text>')
     return s
 
@@ -185,9 +218,9 @@ def svg(height, body, caption):
 
 def quality(rows, caption):
     body = []
-    p1 = Panel(0, "Average log-prob of the next token (nats, higher is better)", "nats", [r["avg_logprob"] for r in rows], zero=False)
+    p1 = Panel(0, "Average log-prob of the next token (nats, higher is better)", "nats", with_spread(rows, ["avg_logprob"]), zero=False)
     body += p1.frame() + lines(p1, rows, "avg_logprob", COLORS[0])
-    p2 = Panel(PANEL_H, "Average entropy of the predicted distribution (nats)", "nats", [r["avg_entropy"] for r in rows], zero=False)
+    p2 = Panel(PANEL_H, "Average entropy of the predicted distribution (nats)", "nats", with_spread(rows, ["avg_entropy"]), zero=False)
     body += p2.frame() + lines(p2, rows, "avg_entropy", COLORS[1])
     body += x_labels(rows, 2 * PANEL_H - 8)
     return svg(2 * PANEL_H + BOTTOM, body, caption)
@@ -196,7 +229,7 @@ def quality(rows, caption):
 def latency_memory(rows, caption):
     body = []
     p1 = Panel(0, "Decode latency per token (µs, lower is better)", "µs",
-               [r[k] for r in rows for k in ("median_us", "p99_us", "cpu_median_us")], log=True)
+               [v for v in with_spread(rows, ["median_us", "p99_us", "cpu_median_us"]) if v > 0], log=True)
     series = [("wall median", "median_us", COLORS[0]), ("wall p99", "p99_us", COLORS[1]), ("CPU median", "cpu_median_us", COLORS[4])]
     body += p1.frame() + bars(p1, rows, series)
     body += legend([(n, c) for n, _, c in series], PANEL_H - 6)
@@ -270,6 +303,8 @@ def main():
     rows = read_rows(a.csv)
     os.makedirs(a.out, exist_ok=True)
     caption = f"Data: {a.csv} (mgpt bench ladder). Labels: phase: name (scatter: phase, a/b/c in table order)."
+    if any(spread(r, k) > 0 for r in rows for k in ("avg_logprob", "median_us")):
+        caption += f" Whiskers: ± half-range over the {rows[0].get('runs', 'N')} runs."
     charts = {"quality": quality, "latency-memory": latency_memory, "matmuls": matmuls, "quality-vs-memory": quality_vs_memory}
     for name, fn in charts.items():
         path = os.path.join(a.out, f"{a.prefix}-{name}.svg")

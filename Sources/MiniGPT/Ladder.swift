@@ -57,6 +57,108 @@ public struct LadderStream: Sendable, Equatable {
     public var scoredCount: Int { targets.filter { $0 >= 0 }.count }
 }
 
+// MARK: - Runs: one slice of the corpus per run (`mgpt bench ladder --runs N`)
+
+extension LadderStream {
+    /// Start (token index into the whole corpus) of run `run`'s slice of `length` tokens, in a corpus
+    /// of `total` tokens: run 0 reads the corpus from its first token (the stream a single-run ladder
+    /// always scored); run r ≥ 1 draws its start uniformly from 0…total − length with
+    /// `RNG(seed: r)` (one draw) and, when the corpus has context starts (`contextStarts`, ascending:
+    /// a sim corpus's segments), moves it back to the nearest one at or before it, so every slice
+    /// begins at a context. The same run of the same corpus always reads the same slice.
+    public static func sliceStart(run: Int, total: Int, length: Int, contextStarts: [Int] = []) -> Int {
+        precondition(run >= 0 && length >= 1, "run must be ≥ 0 and length ≥ 1")
+        guard run > 0, total > length else { return 0 }
+        var rng = RNG(seed: UInt64(run))
+        let o = Int(rng.next() % UInt64(total - length + 1))
+        guard !contextStarts.isEmpty else { return o }
+        // Last context start ≤ o (binary search; starts are ascending).
+        var lo = 0, hi = contextStarts.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if contextStarts[mid] <= o { lo = mid + 1 } else { hi = mid }
+        }
+        return lo == 0 ? 0 : contextStarts[lo - 1]
+    }
+
+    /// Tokens `offset ..< offset + length` of a corpus (clipped to its end) whose contexts begin at
+    /// `contextStarts` (ascending corpus indices; the slice's first token always begins one) and
+    /// whose `targets[i]` is the token to predict after `tokens[i]` (−1: not scored). A context's
+    /// last token and the slice's last token predict nothing: the next token lies in another context.
+    public init(slicing tokens: [Int], targets: [Int], contextStarts: [Int], offset: Int, length: Int) {
+        precondition(tokens.count == targets.count && offset >= 0 && offset < tokens.count && length >= 1)
+        let end = min(offset + length, tokens.count)
+        let cuts = [0] + contextStarts.filter { $0 > offset && $0 < end }.map { $0 - offset } + [end - offset]
+        let segs = zip(cuts, cuts.dropFirst()).map { $0..<$1 }.filter { !$0.isEmpty }
+        var t = Array(targets[offset..<end])
+        for seg in segs { t[seg.upperBound - 1] = -1 }
+        self.init(tokens: Array(tokens[offset..<end]), targets: t, segments: segs)
+    }
+}
+
+/// One figure over the runs of a ladder row: the mean and the half-range (max − min) / 2.
+public struct LadderSpread: Sendable, Equatable {
+    /// Mean over the runs.
+    public var mean: Double
+    /// Smallest and largest run.
+    public var min: Double, max: Double
+    /// Runs.
+    public var count: Int
+
+    /// The spread of `values` (must not be empty).
+    public init(_ values: [Double]) {
+        precondition(!values.isEmpty, "no runs")
+        mean = values.reduce(0, +) / Double(values.count)
+        min = values.min()!; max = values.max()!
+        count = values.count
+    }
+
+    /// Half of max − min: the ± of the tables.
+    public var halfRange: Double { (max - min) / 2 }
+    /// Whether the runs differ.
+    public var varies: Bool { max != min }
+
+    /// "mean ± half-range" with `decimals` digits after the point for both; one number for a single
+    /// run, and — unless `always` — when every run gave the same value (counted quantities).
+    public func formatted(_ decimals: Int, always: Bool = true) -> String {
+        let m = String(format: "%.\(decimals)f", mean)
+        guard count > 1, always || varies else { return m }
+        return m + " ± " + String(format: "%.\(decimals)f", halfRange)
+    }
+}
+
+/// A ladder row over its runs (one `LadderMetrics` per run, each on its own slice).
+public struct LadderSummary: Sendable {
+    /// The runs, in order.
+    public var runs: [LadderMetrics]
+    /// Quality: mean ln p(target) and mean entropy per run (vary with the slice).
+    public var avgLogprob, avgEntropy: LadderSpread
+    /// Latency per run: wall median, wall p99, CPU median (vary with the run).
+    public var latencyP50, latencyP99, cpuP50: LadderSpread
+    /// Counted per token (vary only where the slice changes positions or exits).
+    public var matmulsPerToken, macsPerToken, weightBytesReadPerToken, meanLayers, kvCacheBytes: LadderSpread
+
+    /// Summarises `runs` (must not be empty).
+    public init(_ runs: [LadderMetrics]) {
+        precondition(!runs.isEmpty, "no runs")
+        self.runs = runs
+        func s(_ f: (LadderMetrics) -> Double) -> LadderSpread { LadderSpread(runs.map(f)) }
+        avgLogprob = s(\.avgLogprob); avgEntropy = s(\.avgEntropy)
+        latencyP50 = s(\.latency.p50); latencyP99 = s(\.latency.p99); cpuP50 = s(\.cpu.p50)
+        matmulsPerToken = s(\.matmulsPerToken); macsPerToken = s(\.macsPerToken)
+        weightBytesReadPerToken = s(\.weightBytesReadPerToken); meanLayers = s(\.meanLayers)
+        kvCacheBytes = s { Double($0.kvCacheBytes) }
+    }
+
+    /// Stored bytes (the same in every run).
+    public var modelBytes: Int { runs[0].modelBytes }
+    /// Packed weight bytes (the same in every run).
+    public var weightBytes: Int { runs[0].weightBytes }
+    /// Scored positions and decoded tokens, summed over the runs.
+    public var scored: Int { runs.map(\.scored).reduce(0, +) }
+    public var tokens: Int { runs.map(\.tokens).reduce(0, +) }
+}
+
 /// What one ladder row measured.
 public struct LadderMetrics: Sendable {
     /// Mean ln p(target) over the scored positions (nats, ≤ 0).

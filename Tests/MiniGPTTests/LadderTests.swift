@@ -160,6 +160,73 @@ private func manifestError(_ json: String) -> LadderManifestError? {
     }
 }
 
+/// `mgpt bench ladder --runs N`: each run on its own fixed slice, cells as mean ± half-range.
+@Suite struct LadderRunsTests {
+    @Test func spreadIsMeanAndHalfRangeFormattedWithTheSameDigits() {
+        let s = LadderSpread([-0.125, -0.135, -0.130])
+        #expect(abs(s.mean + 0.13) < 1e-12 && abs(s.halfRange - 0.005) < 1e-12 && s.count == 3 && s.varies)
+        #expect(s.formatted(4) == "-0.1300 ± 0.0050")
+        #expect(LadderSpread([10, 14]).formatted(1) == "12.0 ± 2.0")
+        // One run: one number, as a single-run ladder printed it.
+        #expect(LadderSpread([2.5]).formatted(2) == "2.50")
+        // Counted figures the same in every run print one number unless asked for the ±.
+        #expect(LadderSpread([21, 21, 21]).formatted(1, always: false) == "21.0")
+        #expect(LadderSpread([21, 21, 21]).formatted(1) == "21.0 ± 0.0")
+        #expect(LadderSpread([20, 22, 21]).formatted(1, always: false) == "21.0 ± 1.0")
+    }
+
+    @Test func runsReadDifferentSlicesDeterministically() {
+        // Run 0 is the corpus start; runs ≥ 1 draw their start from RNG(seed: r), the same every time.
+        #expect(LadderStream.sliceStart(run: 0, total: 10_000, length: 512) == 0)
+        let starts = (0..<4).map { LadderStream.sliceStart(run: $0, total: 10_000, length: 512) }
+        #expect(starts == (0..<4).map { LadderStream.sliceStart(run: $0, total: 10_000, length: 512) })
+        #expect(Set(starts).count == 4, "\(starts)")
+        #expect(starts.allSatisfy { $0 >= 0 && $0 <= 10_000 - 512 })
+        var rng = RNG(seed: 1)
+        #expect(starts[1] == Int(rng.next() % UInt64(10_000 - 512 + 1)))
+        // A corpus no longer than the slice: every run reads it all.
+        #expect(LadderStream.sliceStart(run: 2, total: 300, length: 512) == 0)
+        // Context starts: the slice moves back to the nearest one at or before the draw.
+        let ctx = Array(stride(from: 0, to: 10_000, by: 100))
+        for r in 1..<4 {
+            let o = LadderStream.sliceStart(run: r, total: 10_000, length: 512, contextStarts: ctx)
+            #expect(o == starts[r] / 100 * 100)
+        }
+    }
+
+    @Test func slicedStreamsScoreOnlyInsideTheirContextsAndDifferAcrossRuns() {
+        // A corpus of 3 contexts [0, 5), [5, 9), [9, 14); every token predicts the next (−1 at the end).
+        let tokens = Array(0..<14)
+        let targets = tokens.map { $0 + 1 < 14 ? $0 + 1 : -1 }
+        let s = LadderStream(slicing: tokens, targets: targets, contextStarts: [0, 5, 9], offset: 5, length: 7)
+        #expect(s.tokens == [5, 6, 7, 8, 9, 10, 11])
+        #expect(s.segments == [0..<4, 4..<7])
+        #expect(s.targets == [6, 7, 8, -1, 10, 11, -1])  // context ends and the slice end predict nothing
+        // Offset 0 is the stream a single-run ladder scored: the first `length` tokens.
+        let head = LadderStream(slicing: tokens, targets: targets, contextStarts: [0, 5, 9], offset: 0, length: 7)
+        #expect(head.tokens == Array(0..<7) && head.segments == [0..<5, 5..<7] && head.targets == [1, 2, 3, 4, -1, 6, -1])
+
+        // Two runs of a small model on their slices of one text corpus: different tokens, different
+        // quality; the same run twice: bit-identical quality.
+        let (_, model) = smallModel()
+        var rng = RNG(seed: 12)
+        let corpus = (0..<400).map { _ in Int(rng.next() % 64) }
+        func run(_ r: Int) -> LadderSummary {
+            let o = LadderStream.sliceStart(run: r, total: corpus.count, length: 40)
+            let stream = LadderStream(text: Array(corpus[o..<(o + 40)]), context: 16)
+            return LadderSummary([Ladder.measure(model, stream: stream, options: LadderRunOptions(), warmup: 0)])
+        }
+        let a = run(1), b = run(2), a2 = run(1)
+        #expect(a.runs[0].logprobs != b.runs[0].logprobs)
+        #expect(a.runs[0].logprobs == a2.runs[0].logprobs)
+        let both = LadderSummary(a.runs + b.runs)
+        #expect(both.runs.count == 2 && both.scored == a.scored + b.scored && both.avgLogprob.varies)
+        #expect(abs(both.avgLogprob.mean - (a.avgLogprob.mean + b.avgLogprob.mean) / 2) < 1e-12)
+        #expect(abs(both.avgLogprob.halfRange - abs(a.avgLogprob.mean - b.avgLogprob.mean) / 2) < 1e-12)
+        #expect(!both.matmulsPerToken.varies && both.modelBytes == a.modelBytes)  // counted: the same in both runs
+    }
+}
+
 /// `mgpt attention` reads layer l's probabilities by stepping with `.after(l + 1)`, then rewinding
 /// and stepping fully. Check that against an independent route: the model cut to l + 1 layers,
 /// whose LAST layer is layer l.
