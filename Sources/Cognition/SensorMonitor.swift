@@ -67,6 +67,8 @@ public struct SensorLimits: Sendable, Equatable {
     /// Camera field of view (rad) and range (m) for `camera_missing`: a tracked object predicted
     /// within 0.15 rad of the field's edge or 0.5 m of its range may leave view legitimately.
     public var cameraFOV: Float = 2.0944, cameraRange: Float = 6
+    /// Frames `camera_missing` may hold before the lost object is forgotten.
+    public var cameraMissingFrames = 10
     /// A pressed bumper is a contradiction when the nearest beam is farther than this (m).
     public var bumpClearance: Float = 0.6
     /// Whether the checks gate at all (false: they are still measured and reported).
@@ -112,7 +114,7 @@ public final class SensorMonitor {
     private var prevT = 0.0
     private var havePrevious = false
     /// The object last seen nearest (odometry frame), carried while the camera reports nothing.
-    private var trackX: Float = 0, trackY: Float = 0, trackSeen = 0
+    private var trackX: Float = 0, trackY: Float = 0, trackSeen = 0, missingFrames = 0
     /// Odometry has read something other than all zeros since the last reset (it starts at 0).
     private var odometrySeen = false
 
@@ -240,6 +242,7 @@ public final class SensorMonitor {
                 trackX = o.x + nearest.distance * cosf(a)
                 trackY = o.y + nearest.distance * sinf(a)
                 trackSeen += 1
+                missingFrames = 0
             } else if trackSeen >= 2 {
                 let (rx, ry) = (trackX - o.x, trackY - o.y)
                 let dist = (rx * rx + ry * ry).squareRoot()
@@ -251,8 +254,13 @@ public final class SensorMonitor {
                     let k = Int((bearing / (2 * .pi / Float(n))).rounded())
                     clear = ranges[((k % n) + n) % n] >= dist - 0.5
                 }
-                if abs(bearing) < L.cameraFOV / 2 - 0.15 && dist > 0.3 && dist < L.cameraRange - 0.5 && clear {
+                if abs(bearing) < L.cameraFOV / 2 - 0.15 && dist > 0.3 && dist < L.cameraRange - 0.5 && clear
+                    && missingFrames < L.cameraMissingFrames {
+                    // Latched for at most `cameraMissingFrames` frames: a stopped robot keeps
+                    // predicting the same view, and an object the camera truly cannot see (not a
+                    // fault) must not hold the fallback forever.
                     set(.cameraMissing)
+                    missingFrames += 1
                 } else {
                     trackSeen = 0   // left the view: nothing to expect any more
                 }

@@ -162,6 +162,33 @@ import Observation
         #expect(m.check(frame(1.1, ranges: scan(11), odom: fast)).has(.odometryNoisy))
     }
 
+    @Test func aVanishedObjectStillInViewIsMissingForAtMostTheLatchLength() {
+        let m = SensorMonitor()
+        let far: [Float] = Array(repeating: 5, count: 16)   // line of sight clear in every direction
+        let red = Detection(colour: "red", kind: "box", bearing: 0.1, distance: 2)
+        let still = Odometry(x: 1, y: 1, theta: 0, v: 0, w: 0)
+        var t = 0.0
+        for k in 0..<2 {   // seen twice: a track
+            var d = red
+            d.distance = 2 + Float(k) * 0.001
+            #expect(m.check(frame(t, ranges: far.map { $0 + Float(k) * 0.002 }, odom: still, detections: [d])).isHealthy)
+            t += 0.1
+        }
+        var flagged: [Bool] = []
+        for k in 0..<14 {   // the camera goes dark while the robot stands still
+            flagged.append(m.check(frame(t, ranges: far.map { $0 + Float(k % 3) * 0.003 }, odom: still)).has(.cameraMissing))
+            t += 0.1
+        }
+        #expect(flagged == Array(repeating: true, count: 10) + Array(repeating: false, count: 4))
+        // An occluder in front (the scanner sees something nearer than the object): no alarm.
+        let n = SensorMonitor()
+        _ = n.check(frame(0, ranges: far, odom: still, detections: [red]))
+        _ = n.check(frame(0.1, ranges: far.map { $0 + 0.002 }, odom: still, detections: [red]))
+        var blocked = far
+        blocked[0] = 0.8
+        #expect(!n.check(frame(0.2, ranges: blocked, odom: still)).has(.cameraMissing))
+    }
+
     @Test func cameraChecksAndResetForgetTheLastFrame() {
         let m = SensorMonitor()
         let red = Detection(colour: "red", kind: "box", bearing: 0.2, distance: 2)
