@@ -15,6 +15,10 @@ public struct LoopCounters: Sendable, Equatable {
     public var framesOversized: UInt64 = 0
     /// Frames superseded by a newer one before a tick used them.
     public var framesSkipped: UInt64 = 0
+    /// Accepted frames whose `t` follows the previous frame's by less than half of
+    /// `context.frame_interval_ms`: the feeder publishes faster than the model was trained for
+    /// (its window then covers too little time and the frame checks compare near-identical frames).
+    public var framesTooFast: UInt64 = 0
     /// Ticks that ran the model.
     public var modelRuns: UInt64 = 0
     /// Ticks whose published intent was the fallback.
@@ -112,6 +116,8 @@ public final class DecisionCore {
     /// Verb distribution of the previous decision (zero before the first).
     private var previousVerbs = SIMD8<Float>.zero
     private let staleNanos: UInt64
+    /// Half the frame interval the model was trained for (s): closer frames count as too fast.
+    private let minFrameSpacing: Double
     /// Layers an anytime decision runs (nil: no anytime depth configured).
     public let anytimeLayer: Int?
     /// The rule normal decisions use (`.full`, or `.confident` with `model.exit_entropy`).
@@ -126,6 +132,7 @@ public final class DecisionCore {
         controller = MetaController(thresholds: config.thresholds)
         monitor = SensorMonitor(limits: config.thresholds.sensorLimits)
         staleNanos = UInt64(config.staleAfterMillis * 1e6)
+        minFrameSpacing = config.frameIntervalMillis / 2000
         guard tokenizer.observationTokenCount >= ObservationEncoder.tokenCount else {
             throw ConfigError(file: config.modelPath, path: "tokenizer.json", message:
                 "reserves \(tokenizer.observationTokenCount) observation tokens; the encoder needs \(ObservationEncoder.tokenCount)")
@@ -201,6 +208,7 @@ public final class DecisionCore {
             counters.framesMalformed += 1
             return .malformed(error)
         }
+        if hasFrame && scratch.t - latest.t < minFrameSpacing { counters.framesTooFast += 1 }
         swap(&latest, &scratch)
         counters.framesAccepted += 1
         if pendingFresh { counters.framesSkipped += 1 }

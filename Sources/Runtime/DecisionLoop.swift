@@ -429,6 +429,7 @@ public final class DecisionLoop: @unchecked Sendable {
         out.raw(",\"frames_malformed\":"); out.uint64(c.framesMalformed)
         out.raw(",\"frames_oversized\":"); out.uint64(c.framesOversized)
         out.raw(",\"frames_skipped\":"); out.uint64(c.framesSkipped)
+        out.raw(",\"frames_too_fast\":"); out.uint64(c.framesTooFast)
         out.raw(",\"gated\":"); out.uint64(c.gated)
         out.raw(",\"watchdog\":"); out.uint64(c.watchdog)
         out.raw(",\"overruns\":"); out.uint64(c.overruns)

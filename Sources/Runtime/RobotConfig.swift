@@ -68,6 +68,9 @@ public struct RobotConfig: Sendable {
     /// deadline makes the tick run early); the fixed tick keeps the watchdog, overrun policy and
     /// status (docs/protocol.md, "Decide on arrival"). false: frames wait for the next tick.
     public var decideOnArrival: Bool = true
+    /// Spacing of the frames the model was trained on (`context.frame_interval_ms`, default 100 ms:
+    /// the sim's 10 Hz decisions). Frames closer than half of it are counted (`frames_too_fast`).
+    public var frameIntervalMillis: Double = 100
 
     /// The loop period in nanoseconds.
     public var periodNanos: UInt64 { UInt64((1e9 / rateHz).rounded()) }
@@ -128,6 +131,7 @@ public struct RobotConfig: Sendable {
             throw r.fail("context.instruction", "expected 1 to 512 bytes of text, found \(instruction.utf8.count) bytes")
         }
         let window = try r.int("context.window_ticks", default: 8, range: 1...1000)
+        let frameInterval = try r.number("context.frame_interval_ms", default: 100, range: 1...60_000)
 
         let t = try ControllerThresholds.read(r)
         let stale = try r.number("controller.stale_after_ms", default: 2000 / rate, range: 0.1...60_000)
@@ -145,6 +149,6 @@ public struct RobotConfig: Sendable {
                            maxMessageBytes: maxBytes, instruction: instruction, windowTicks: window,
                            thresholds: t, staleAfterMillis: stale, recordEnabled: recordEnabled,
                            recordDir: recordDir, logLevel: level, statusIntervalMillis: statusMs,
-                           decideOnArrival: onArrival)
+                           decideOnArrival: onArrival, frameIntervalMillis: frameInterval)
     }
 }

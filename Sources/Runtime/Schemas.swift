@@ -83,6 +83,7 @@ public enum Schemas {
         "rate_hz": {"type": "number"}, "ticks": {"type": "integer"}, "model_runs": {"type": "integer"},
         "frames_accepted": {"type": "integer"}, "frames_malformed": {"type": "integer"},
         "frames_oversized": {"type": "integer"}, "frames_skipped": {"type": "integer"},
+        "frames_too_fast": {"type": "integer", "description": "frames closer than half of context.frame_interval_ms to the previous one: published faster than the model was trained for"},
         "gated": {"type": "integer"}, "watchdog": {"type": "integer"}, "overruns": {"type": "integer"},
         "deadline_misses": {"type": "integer"}, "evictions": {"type": "integer"},
         "anytime": {"type": "integer", "description": "decisions taken at the anytime depth after an overrun"},

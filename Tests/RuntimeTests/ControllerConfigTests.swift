@@ -48,3 +48,32 @@ import Cognition
         }
     }
 }
+
+/// `context.frame_interval_ms`: frames published faster than the model was trained for are
+/// counted (status `frames_too_fast`), never dropped.
+@Suite(.serialized) struct FrameRateTests {
+    @Test func framesFasterThanHalfTheTrainedIntervalAreCounted() throws {
+        let dir = try TempDir()
+        try makeModelFolder(dir.url.appendingPathComponent("model"))
+        let config = try RobotConfig.load(path: try writeConfig(dir, model: "model"))
+        #expect(config.frameIntervalMillis == 100)
+        let (m, tok) = try Daemon.loadModel(config.modelPath)
+        func feed(every dt: Double) throws -> LoopCounters {
+            let core = try DecisionCore(config: config, model: m, tokenizer: tok, startedAt: 0)
+            for i in 0..<6 {
+                var f = sampleFrame(i)
+                f.t = Double(i) * dt
+                let bytes = Array(try f.jsonData())
+                bytes.withUnsafeBytes { #expect(core.observe($0, truncated: false, receivedAt: UInt64(i) * 1_000_000) == .accepted) }
+            }
+            return core.counters
+        }
+        let fast = try feed(every: 0.02), trained = try feed(every: 0.1)
+        #expect(fast.framesTooFast == 5 && fast.framesAccepted == 6)
+        #expect(trained.framesTooFast == 0 && trained.framesAccepted == 6)
+        let bad = #"{"model":{"path":"m"},"loop":{"rate_hz":100},"context":{"instruction":"go","frame_interval_ms":"10 Hz"}}"#
+        do { _ = try RobotConfig.parse(data: Data(bad.utf8), file: "/etc/robot.json"); Issue.record("accepted") } catch {
+            #expect("\(error)".contains("context.frame_interval_ms") && "\(error)".contains("expected a number"))
+        }
+    }
+}
