@@ -26,17 +26,7 @@ struct ControllerDataOptions: ParsableArguments {
     }
 
     func families(_ text: String) throws -> [ScenarioGenerator.Family] {
-        switch text {
-        case "training": return ScenarioGenerator.Family.training
-        case "heldout": return ScenarioGenerator.Family.heldOut
-        default:
-            return try text.split(separator: ",").map { name in
-                guard let f = ScenarioGenerator.Family(rawValue: String(name)) else {
-                    throw ValidationError("--families: unknown family \"\(name)\" (known: \(ScenarioGenerator.Family.allCases.map(\.rawValue).joined(separator: ", ")))")
-                }
-                return f
-            }
-        }
+        do { return try ScenarioGenerator.Family.list(text) } catch { throw ValidationError("--families: \(error)") }
     }
 
     func loop(config path: String? = nil) throws -> ClosedLoop {

@@ -209,3 +209,29 @@ extension ScenarioGenerator {
         fraction > 0 && Double(SimRNG.mix(seed, 0xFA18) >> 11) * (1.0 / 9_007_199_254_740_992.0) < fraction
     }
 }
+
+extension ScenarioGenerator.Family {
+    /// `training`, `heldout`, or a comma-separated list of family names (the `--families` option
+    /// of mgpt-sim and mgpt). The error names the unknown family and the known ones.
+    public static func list(_ text: String) throws(FamilyListError) -> [Self] {
+        switch text {
+        case "training": return training
+        case "heldout": return heldOut
+        default:
+            var out: [Self] = []
+            for name in text.split(separator: ",") {
+                guard let f = Self(rawValue: String(name)) else {
+                    throw FamilyListError(description: "unknown family '\(name)', expected training, heldout or any of "
+                        + allCases.map(\.rawValue).joined(separator: ", "))
+                }
+                out.append(f)
+            }
+            return out
+        }
+    }
+}
+
+/// A `--families` value that names no known family.
+public struct FamilyListError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+}

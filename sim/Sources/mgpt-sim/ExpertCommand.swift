@@ -76,18 +76,7 @@ extension MGPTSim {
     }
 }
 
-/// Parses `training`, `heldout` or a comma-separated family list.
+/// Parses `training`, `heldout` or a comma-separated family list (`ScenarioGenerator.Family.list`).
 func parseFamilies(_ text: String) throws -> [ScenarioGenerator.Family] {
-    switch text {
-    case "training": return ScenarioGenerator.Family.training
-    case "heldout": return ScenarioGenerator.Family.heldOut
-    default:
-        return try text.split(separator: ",").map { name in
-            guard let f = ScenarioGenerator.Family(rawValue: String(name)) else {
-                throw ValidationError("--families: unknown family '\(name)', expected training, heldout or any of "
-                    + ScenarioGenerator.Family.allCases.map(\.rawValue).joined(separator: ", "))
-            }
-            return f
-        }
-    }
+    do { return try ScenarioGenerator.Family.list(text) } catch { throw ValidationError("--families: \(error)") }
 }
