@@ -311,7 +311,7 @@ struct EvalControllerCommand: ParsableCommand {
         if !offlineOnly {
             for (label, faults, n) in [("", false, data.episodes), ("fault_", true, data.faultEpisodes)] where n > 0 {
                 let scenarios = closedLoopScenarios(episodes: n, seed: seed, families: try data.families(data.families), faultFraction: faults ? 1 : 0)
-                var on = (goals: 0, collisions: 0, unsafe: 0, gated: 0, decisions: 0), off = on, expert = on
+                var on = Tally(), off = Tally(), expert = Tally()
                 var closedReasons: [GateReason: Int] = [:]
                 var closedChecks: [String: Int] = [:]   // checks tripped on fault-free frames
                 for sc in scenarios {
@@ -323,15 +323,7 @@ struct EvalControllerCommand: ParsableCommand {
                     loop.gate = false
                     let b = loop.run(sc, beta: 0, rng: &rng)
                     let e = loop.run(sc, beta: 1, rng: &rng)   // the expert executes, through the same loop
-                    for (acc, o) in [(0, a), (1, b), (2, e)] {
-                        var x = acc == 0 ? on : acc == 1 ? off : expert
-                        if o.record.result.goalReached { x.goals += 1 }
-                        x.collisions += o.record.result.collisions
-                        x.unsafe += o.unsafe
-                        x.gated += o.gated
-                        x.decisions += o.decisions
-                        if acc == 0 { on = x } else if acc == 1 { off = x } else { expert = x }
-                    }
+                    on.add(a); off.add(b); expert.add(e)
                 }
                 let d = Double(max(n, 1))
                 print("closed_loop_gate_reasons set=\(faults ? "faulted" : "nominal") " + closedReasons.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.name)=\($0.value)" }.joined(separator: " ")
@@ -344,6 +336,18 @@ struct EvalControllerCommand: ParsableCommand {
     }
 
     func f3(_ x: Double?) -> String { x.map { fmt($0, 3) } ?? "n/a" }
+
+    /// Closed-loop sums over episodes of one policy.
+    struct Tally {
+        var goals = 0, collisions = 0, unsafe = 0, gated = 0, decisions = 0
+        mutating func add(_ o: ClosedLoop.Outcome) {
+            if o.record.result.goalReached { goals += 1 }
+            collisions += o.record.result.collisions
+            unsafe += o.unsafe
+            gated += o.gated
+            decisions += o.decisions
+        }
+    }
 
     /// The risk–coverage curve as CSV and as a small SVG (coverage on x, selective risk on y).
     func writePlot(_ curve: [Calibration.RiskPoint], aurc: Double, prefix: String) throws {
