@@ -45,34 +45,23 @@ import Wire
     /// The daemon's loop thread (`DecisionLoop.start`) on inproc sockets: a feeder PUB for `obs`,
     /// an observer SUB on everything the loop publishes, a recording.
     final class LiveLoop {
-        let ctx: ZMQContext
-        let feeder: ZMQSocket, sub: ZMQSocket, pub: ZMQSocket, observer: ZMQSocket
-        let recorder: Recorder
-        let loop: DecisionLoop
+        let harness: LoopHarness
+        let observer: ZMQSocket
         let core: DecisionCore
+        var loop: DecisionLoop { harness.loop }
+        var recorder: Recorder { harness.recorder }
 
         init(config: RobotConfig, recording: String) throws {
             let (m, tok) = try Daemon.loadModel(config.modelPath)
             core = try DecisionCore(config: config, model: m, tokenizer: tok, startedAt: monotonicNanos())
-            ctx = try ZMQContext()
-            feeder = try ZMQSocket(context: ctx, type: .pub)
-            try feeder.bind(config.sensorEndpoint)
-            sub = try ZMQSocket(context: ctx, type: .sub)
-            try sub.subscribe("obs")
-            try sub.connect(config.sensorEndpoint)
-            pub = try ZMQSocket(context: ctx, type: .pub)
-            try pub.setSendHWM(100_000)
-            try pub.bind(config.publishEndpoint)
-            observer = try ZMQSocket(context: ctx, type: .sub)
+            harness = try LoopHarness(config: config, core: core, recording: recording, sendHWM: 100_000)
+            observer = try ZMQSocket(context: harness.ctx, type: .sub)
             try observer.setReceiveHWM(100_000)
             try observer.subscribe("")
             try observer.connect(config.publishEndpoint)
-            recorder = try Recorder(path: recording, maxPayload: config.maxMessageBytes, schemas: Schemas.forRecording)
-            recorder.start()
-            loop = DecisionLoop(config: config, core: core, sub: sub, pub: pub, recorder: recorder)
         }
 
-        func feed(_ payload: [UInt8]) throws { _ = try feeder.send([Array("obs".utf8), payload]) }
+        func feed(_ payload: [UInt8]) throws { try harness.feed(payload) }
 
         /// Stops the loop (final status through the publisher thread), closes the recording.
         func stop() {

@@ -77,7 +77,8 @@ final class LoopHarness {
     let recorder: Recorder
     let loop: DecisionLoop
 
-    init(config: RobotConfig, core: DecisionCore, recording path: String) throws {
+    /// `sendHWM` raises the daemon PUB's high-water mark (tests that read every message back).
+    init(config: RobotConfig, core: DecisionCore, recording path: String, sendHWM: Int32? = nil) throws {
         ctx = try ZMQContext()
         feeder = try ZMQSocket(context: ctx, type: .pub)
         try feeder.bind(config.sensorEndpoint)
@@ -85,6 +86,7 @@ final class LoopHarness {
         try sub.subscribe("obs")
         try sub.connect(config.sensorEndpoint)
         pub = try ZMQSocket(context: ctx, type: .pub)
+        if let sendHWM { try pub.setSendHWM(sendHWM) }
         try pub.bind(config.publishEndpoint)
         recorder = try Recorder(path: path, maxPayload: config.maxMessageBytes, schemas: Schemas.forRecording)
         recorder.start()
