@@ -113,6 +113,8 @@ public final class DecisionCore {
     private var recordHead = 0, recordCount = 0
     private var pendingMarker = -1
     private var last: TickResult
+    /// Layer count the exit-agreement probe reads after (0: the model has no exit layer).
+    private let probeDepth: Int
     /// Verb distribution of the previous decision (zero before the first).
     private var previousVerbs = SIMD8<Float>.zero
     private let staleNanos: UInt64
@@ -164,8 +166,9 @@ public final class DecisionCore {
         obsBase = tokenizer.observationTokenID(0)
         frameEnd = tokenizer.frameEndTokenID
         session = Session(model: model)
-        // The exit-agreement signal: read the first early-exit head beside the full one.
-        session.probeLayer = exits.first ?? 0
+        // The exit-agreement signal reads the first early-exit head beside the full one, on the
+        // observation prefill only (armed in `think`: the marker step and the instruction need none).
+        probeDepth = exits.first ?? 0
         let sinks = [tokenizer.bosID] + tokenizer.encode(config.instruction)
         let need = sinks.count + ObservationEncoder.maxTokensPerFrame + 2
         guard need <= session.capacity else {
@@ -288,7 +291,9 @@ public final class DecisionCore {
         }
         // 3. Prefill this observation in one batched pass (each weight read once for all tokens).
         for i in 0..<n { obsTokens[i] += obsBase }
+        session.probeLayer = probeDepth
         session.prefill(UnsafeBufferPointer(rebasing: obsTokens[0..<n]), exit: rule)
+        session.probeLayer = 0
         r.exitLayer = session.lastExitLayer
         if case .confident = rule, r.exitLayer < session.model.config.numHiddenLayers { counters.earlyExits += 1 }
         recordLengths[(recordHead + recordCount) % recordLengths.count] = n
