@@ -94,6 +94,10 @@ struct CalibrateCommand: ParsableCommand {
         if !(0 < targetError && targetError < 1) { throw ValidationError("--target-error: expected 0 < e < 1, found \(targetError)") }
         if !(0 < minCoverage && minCoverage <= 1) { throw ValidationError("--min-coverage: expected 0 < c ≤ 1, found \(minCoverage)") }
         if !(0 < falseAlarm && falseAlarm < 1) { throw ValidationError("--false-alarm: expected 0 < δ < 1, found \(falseAlarm)") }
+        // Fail before minutes of closed-loop episodes, not after them.
+        if let out, !FileManager.default.isWritableFile(atPath: URL(fileURLWithPath: out).deletingLastPathComponent().path) {
+            throw ValidationError("--out: cannot write into the folder of \(out)")
+        }
     }
 
     func run() throws {

@@ -54,7 +54,9 @@ public struct AdversarialSuite: Decodable, Sendable {
             throw ValidationFailure("\(path): cannot read the suite")
         }
         let suite: AdversarialSuite
-        do { suite = try JSONDecoder().decode(AdversarialSuite.self, from: data) } catch {
+        do { suite = try JSONDecoder().decode(AdversarialSuite.self, from: data) } catch let e as DecodingError {
+            throw ValidationFailure("\(path): \(decodingErrorDescription(e))")
+        } catch {
             throw ValidationFailure("\(path): \(error)")
         }
         guard suite.version == 1 else { throw ValidationFailure("\(path): version: expected 1, found \(suite.version)") }
