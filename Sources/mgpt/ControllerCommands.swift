@@ -17,11 +17,13 @@ struct ControllerDataOptions: ParsableArguments {
     @Option(help: "robot.json whose controller is measured (its context.window_ticks sets the window).") var config = "Configs/robot.json"
     @Option(help: "Nominal closed-loop episodes.") var episodes = 200
     @Option(help: "Episodes with 1–3 random sensor faults each (the fault set).") var faultEpisodes = 100
+    @Option(help: "Episodes with one hazard fault each: a scanner or odometry failure that begins as the robot nears an obstacle (eval controller only).") var hazardEpisodes = 100
     @Option(help: "Scenario families: training, heldout, or a comma-separated list.") var families = "heldout"
 
     func validate() throws {
         if episodes < 1 { throw ValidationError("--episodes: expected ≥ 1, found \(episodes)") }
         if faultEpisodes < 0 { throw ValidationError("--fault-episodes: expected ≥ 0, found \(faultEpisodes)") }
+        if hazardEpisodes < 0 { throw ValidationError("--hazard-episodes: expected ≥ 0, found \(hazardEpisodes)") }
         _ = try families(families)
     }
 
@@ -37,10 +39,22 @@ struct ControllerDataOptions: ParsableArguments {
         }
     }
 
-    /// The decisions of `n` episodes of seed `seed` (faulted ones when `faults`), the model driving.
-    func samples(_ loop: ClosedLoop, n: Int, seed: UInt64, faults: Bool) throws -> [ClosedLoop.Sample] {
-        let scenarios = closedLoopScenarios(episodes: n, seed: seed, families: try families(families),
-                                            faultFraction: faults ? 1 : 0)
+    /// Which faults a set of episodes carries.
+    enum EpisodeSet: String, CaseIterable {
+        case nominal, faulted, hazard
+        /// Prefix of the set's closed-loop keys in the result line.
+        var label: String { switch self { case .nominal: ""; case .faulted: "fault_"; case .hazard: "hazard_" } }
+    }
+
+    /// The `n` scenarios of `set` for seed `seed`.
+    func scenarios(_ set: EpisodeSet, n: Int, seed: UInt64) throws -> [Scenario] {
+        closedLoopScenarios(episodes: n, seed: seed, families: try families(families),
+                            faultFraction: set == .faulted ? 1 : 0, hazards: set == .hazard)
+    }
+
+    /// The decisions of `n` episodes of `set` for seed `seed`, the model driving ungated.
+    func samples(_ loop: ClosedLoop, n: Int, seed: UInt64, set: EpisodeSet) throws -> [ClosedLoop.Sample] {
+        let scenarios = try scenarios(set, n: n, seed: seed)
         var rng = SimRNG(seed: seed ^ 0xDA66E5)
         let gate = loop.gate
         loop.gate = false
@@ -103,7 +117,7 @@ struct CalibrateCommand: ParsableCommand {
     func run() throws {
         let loop = try data.loop()
         note("calibrate: \(data.episodes) nominal episodes, seed \(seed), model driving ungated")
-        let nominal = try data.samples(loop, n: data.episodes, seed: seed, faults: false)
+        let nominal = try data.samples(loop, n: data.episodes, seed: seed, set: .nominal)
         // 1. Sensor limits: conformal upper limits of the nominal scores.
         var limits = loop.config.thresholds.sensorLimits
         func limit(_ f: (SensorHealth) -> Float) -> Float {
@@ -229,14 +243,15 @@ struct EvalControllerCommand: ParsableCommand {
         commandName: "controller",
         abstract: "Evaluate the meta-controller: AUROC per signal, risk–coverage and AURC, ECE, fault gating, closed-loop safety.",
         discussion: """
-        Offline: the model drives --episodes nominal and --fault-episodes faulted held-out episodes \
-        ungated; every decision is scored by the configured controller. Closed loop: the same \
-        scenarios with the gate on and off, and the expert. Prints per-signal and per-fault lines, \
+        Offline: the model drives --episodes nominal, --fault-episodes faulted and --hazard-episodes \
+        hazard held-out episodes ungated; every decision is scored by the configured controller. \
+        Closed loop: the same scenarios with the gate on and off, and the expert (the hazard set \
+        also per fault kind). Prints per-signal and per-fault lines, \
         then the last line: auroc_probability=… auroc_entropy=… auroc_head_disagreement=… \
         auroc_exit_disagreement=… auroc_confidence=… aurc=… ece=… coverage=… selective_error=… \
         nominal_gated_rate=… fault_gated_rate=… sensor_false_alarm_rate=… goal_rate_on=… goal_rate_off=… \
         expert_goal_rate=… collisions_on=… collisions_off=… unsafe_on=… unsafe_off=… (each closed-loop \
-        figure also as fault_*).
+        figure also as fault_* and hazard_*; hazard_fault_gated_rate=… offline).
         """)
 
     @OptionGroup var data: ControllerDataOptions
@@ -248,11 +263,12 @@ struct EvalControllerCommand: ParsableCommand {
     func run() throws {
         let loop = try data.loop()
         let t = loop.config.thresholds
-        let nominal = try data.samples(loop, n: data.episodes, seed: seed, faults: false)
-        let faulted = try data.samples(loop, n: data.faultEpisodes, seed: seed, faults: true)
+        let nominal = try data.samples(loop, n: data.episodes, seed: seed, set: .nominal)
+        let faulted = try data.samples(loop, n: data.faultEpisodes, seed: seed, set: .faulted)
+        let hazard = try data.samples(loop, n: data.hazardEpisodes, seed: seed, set: .hazard)
         if let dump {
             var csv = "set,tick,probability,entropy,grammar_mass,margin,head_disagreement,exit_disagreement,temporal_disagreement,confidence,sensor_flags,proposal,expert,wrong,gated,reason,faults\n"
-            for (set, rows) in [("nominal", nominal), ("faulted", faulted)] {
+            for (set, rows) in [("nominal", nominal), ("faulted", faulted), ("hazard", hazard)] {
                 for x in rows {
                     let g = x.signals
                     csv += "\(set),\(x.tick),\(g.probability),\(g.entropy),\(g.grammarMass),\(g.margin),\(g.headDisagreement),\(g.exitDisagreement),\(g.temporalDisagreement),\(g.confidence),\(g.sensors.flags),\(x.proposal),\(x.expert),\(x.wrong ? 1 : 0),\(x.decision.gated ? 1 : 0),\(x.decision.reason.name),\(x.faults.joined(separator: "+"))\n"
@@ -296,26 +312,33 @@ struct EvalControllerCommand: ParsableCommand {
         print("nominal_gate_reasons " + reasons.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.name)=\($0.value)" }.joined(separator: " "))
         // Fault decisions: gated rate per fault.
         let faultDecisions = faulted.filter { !$0.faults.isEmpty }
-        var perFault: [String: (n: Int, gated: Int)] = [:]
-        for s in faultDecisions {
-            for f in s.faults {
-                perFault[f, default: (0, 0)].n += 1
-                if s.decision.gated { perFault[f, default: (0, 0)].gated += 1 }
+        let hazardDecisions = hazard.filter { !$0.faults.isEmpty }
+        for (prefix, set) in [("", faultDecisions), ("hazard_", hazardDecisions)] {
+            var perFault: [String: (n: Int, gated: Int)] = [:]
+            for s in set {
+                for f in s.faults {
+                    perFault[f, default: (0, 0)].n += 1
+                    if s.decision.gated { perFault[f, default: (0, 0)].gated += 1 }
+                }
+            }
+            for (f, v) in perFault.sorted(by: { $0.key < $1.key }) {
+                print("\(prefix)fault=\(f) decisions=\(v.n) gated_rate=\(fmt(Double(v.gated) / Double(v.n), 3))")
             }
         }
-        for (f, v) in perFault.sorted(by: { $0.key < $1.key }) {
-            print("fault=\(f) decisions=\(v.n) gated_rate=\(fmt(Double(v.gated) / Double(v.n), 3))")
-        }
-        let faultGated = Double(faultDecisions.filter(\.decision.gated).count) / Double(max(faultDecisions.count, 1))
+        func gatedRate(_ x: [ClosedLoop.Sample]) -> Double { Double(x.filter(\.decision.gated).count) / Double(max(x.count, 1)) }
+        let faultGated = gatedRate(faultDecisions)
         if let plot { try writePlot(curve, aurc: aurc, prefix: plot) }
         for c in [0.8, 0.9, 0.95] {   // selective error at fixed coverages
             if let p = curve.first(where: { $0.coverage >= c }) { print("risk_at_coverage coverage=\(fmt(p.coverage, 3)) error=\(fmt(p.risk, 4)) threshold=\(fmt(p.threshold, 4))") }
         }
-        var line = "auroc_probability=\(f3(au["probability"])) auroc_entropy=\(f3(au["entropy"])) auroc_margin=\(f3(au["margin"])) auroc_grammar_mass=\(f3(au["grammar_mass"])) auroc_head_disagreement=\(f3(au["head_disagreement"])) auroc_exit_disagreement=\(f3(au["exit_disagreement"])) auroc_temporal_disagreement=\(f3(au["temporal_disagreement"])) auroc_confidence=\(f3(au["confidence"])) aurc=\(fmt(aurc, 4)) ece=\(fmt(ece, 4)) coverage=\(fmt(coverage, 3)) selective_error=\(fmt(selErr, 4)) nominal_gated_rate=\(fmt(nominalGated, 4)) fault_gated_rate=\(fmt(faultGated, 3)) fault_decisions=\(faultDecisions.count) sensor_false_alarm_rate=\(fmt(falseAlarm, 4)) decisions=\(nominal.count)"
+        var line = "auroc_probability=\(f3(au["probability"])) auroc_entropy=\(f3(au["entropy"])) auroc_margin=\(f3(au["margin"])) auroc_grammar_mass=\(f3(au["grammar_mass"])) auroc_head_disagreement=\(f3(au["head_disagreement"])) auroc_exit_disagreement=\(f3(au["exit_disagreement"])) auroc_temporal_disagreement=\(f3(au["temporal_disagreement"])) auroc_confidence=\(f3(au["confidence"])) aurc=\(fmt(aurc, 4)) ece=\(fmt(ece, 4)) coverage=\(fmt(coverage, 3)) selective_error=\(fmt(selErr, 4)) nominal_gated_rate=\(fmt(nominalGated, 4)) fault_gated_rate=\(fmt(faultGated, 3)) fault_decisions=\(faultDecisions.count) hazard_fault_gated_rate=\(fmt(gatedRate(hazardDecisions), 3)) hazard_fault_decisions=\(hazardDecisions.count) sensor_false_alarm_rate=\(fmt(falseAlarm, 4)) decisions=\(nominal.count)"
         if !offlineOnly {
-            for (label, faults, n) in [("", false, data.episodes), ("fault_", true, data.faultEpisodes)] where n > 0 {
-                let scenarios = closedLoopScenarios(episodes: n, seed: seed, families: try data.families(data.families), faultFraction: faults ? 1 : 0)
+            let sets: [(ControllerDataOptions.EpisodeSet, Int)] = [(.nominal, data.episodes), (.faulted, data.faultEpisodes), (.hazard, data.hazardEpisodes)]
+            for (set, n) in sets where n > 0 {
+                let label = set.label
+                let scenarios = try data.scenarios(set, n: n, seed: seed)
                 var on = Tally(), off = Tally(), expert = Tally()
+                var perKind: [String: (on: Tally, off: Tally)] = [:]   // hazard set: by the episode's fault
                 var closedReasons: [GateReason: Int] = [:]
                 var closedChecks: [String: Int] = [:]   // checks tripped on fault-free frames
                 for sc in scenarios {
@@ -328,11 +351,19 @@ struct EvalControllerCommand: ParsableCommand {
                     let b = loop.run(sc, beta: 0, rng: &rng)
                     let e = loop.run(sc, beta: 1, rng: &rng)   // the expert executes, through the same loop
                     on.add(a); off.add(b); expert.add(e)
+                    if set == .hazard {
+                        let kind = sc.faults.map(\.name).joined(separator: "+")
+                        perKind[kind, default: (Tally(), Tally())].on.add(a)
+                        perKind[kind, default: (Tally(), Tally())].off.add(b)
+                    }
                 }
                 let d = Double(max(n, 1))
-                print("closed_loop_gate_reasons set=\(faults ? "faulted" : "nominal") " + closedReasons.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.name)=\($0.value)" }.joined(separator: " ")
+                for (kind, t) in perKind.sorted(by: { $0.key < $1.key }) {
+                    print("closed_loop set=hazard fault=\(kind) episodes=\(t.on.episodes) gate_on goal_rate=\(fmt(Double(t.on.goals) / Double(t.on.episodes), 3)) collisions=\(t.on.collisions) unsafe=\(t.on.unsafe) gate_off goal_rate=\(fmt(Double(t.off.goals) / Double(t.off.episodes), 3)) collisions=\(t.off.collisions) unsafe=\(t.off.unsafe)")
+                }
+                print("closed_loop_gate_reasons set=\(set.rawValue) " + closedReasons.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.key.name)=\($0.value)" }.joined(separator: " ")
                       + " false_alarms " + closedChecks.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
-                print("closed_loop set=\(faults ? "faulted" : "nominal") episodes=\(n) gate_on goal_rate=\(fmt(Double(on.goals) / d, 3)) collisions=\(on.collisions) unsafe=\(on.unsafe) gated_rate=\(fmt(Double(on.gated) / Double(max(on.decisions, 1)), 4)) gate_off goal_rate=\(fmt(Double(off.goals) / d, 3)) collisions=\(off.collisions) unsafe=\(off.unsafe) expert goal_rate=\(fmt(Double(expert.goals) / d, 3)) collisions=\(expert.collisions) unsafe=\(expert.unsafe)")
+                print("closed_loop set=\(set.rawValue) episodes=\(n) gate_on goal_rate=\(fmt(Double(on.goals) / d, 3)) collisions=\(on.collisions) unsafe=\(on.unsafe) gated_rate=\(fmt(Double(on.gated) / Double(max(on.decisions, 1)), 4)) gate_off goal_rate=\(fmt(Double(off.goals) / d, 3)) collisions=\(off.collisions) unsafe=\(off.unsafe) expert goal_rate=\(fmt(Double(expert.goals) / d, 3)) collisions=\(expert.collisions) unsafe=\(expert.unsafe)")
                 line += " \(label)goal_rate_on=\(fmt(Double(on.goals) / d, 3)) \(label)goal_rate_off=\(fmt(Double(off.goals) / d, 3)) \(label)expert_goal_rate=\(fmt(Double(expert.goals) / d, 3)) \(label)collisions_on=\(on.collisions) \(label)collisions_off=\(off.collisions) \(label)expert_collisions=\(expert.collisions) \(label)unsafe_on=\(on.unsafe) \(label)unsafe_off=\(off.unsafe) \(label)gated_rate_on=\(fmt(Double(on.gated) / Double(max(on.decisions, 1)), 4))"
             }
         }
@@ -343,8 +374,9 @@ struct EvalControllerCommand: ParsableCommand {
 
     /// Closed-loop sums over episodes of one policy.
     struct Tally {
-        var goals = 0, collisions = 0, unsafe = 0, gated = 0, decisions = 0
+        var episodes = 0, goals = 0, collisions = 0, unsafe = 0, gated = 0, decisions = 0
         mutating func add(_ o: ClosedLoop.Outcome) {
+            episodes += 1
             if o.record.result.goalReached { goals += 1 }
             collisions += o.record.result.collisions
             unsafe += o.unsafe

@@ -41,6 +41,8 @@ import Testing
             .hasPrefix("bad.json: faults[0].kind:"))
         #expect(errorText(base.replacingOccurrences(of: " REST", with: ", \"obstacles\": [{\"x\": 0.8, \"y\": 0.8, \"w\": 0.5, \"h\": 0.5}]"))
             == "bad.json: robot: start (1.0, 1.0) overlaps obstacles[0]")
+        #expect(errorText(base.replacingOccurrences(of: " REST", with: ", \"faults\": [{\"kind\": \"dropout\", \"sensor\": \"scanner\", \"from\": 1, \"to\": 5, \"when_within\": -1}]"))
+            == "bad.json: faults[0].when_within: expected > 0 metres, found -1.0")
         #expect(errorText("{\"width\": 5,").hasPrefix("bad.json: <root>: The given data was not valid JSON."))
     }
 
@@ -60,6 +62,10 @@ import Testing
                 #expect(s.validationProblem() == nil)
                 #expect(s.family == family.rawValue)
                 #expect(try Scenario.decode(s.jsonData()) == s)
+                let h = ScenarioGenerator.withHazardFault(s, seed: seed)
+                #expect(h.validationProblem() == nil)
+                #expect(!h.faults.isEmpty && h.faults.allSatisfy { $0.whenWithin != nil })
+                #expect(try Scenario.decode(h.jsonData()) == h)   // `when_within` round-trips
             }
         }
     }

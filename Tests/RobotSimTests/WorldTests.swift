@@ -46,6 +46,32 @@ import Observation
         #expect(f.detections.count == 1 && f.detections[0].colour == "red" && f.detections[0].bearing > 0)
     }
 
+    /// A `when_within` fault waits for the robot to close in on something, then lasts to − from ticks.
+    @Test func hazardFaultBeginsWhenTheClearanceAheadFallsBelowItsTrigger() {
+        // Facing the east wall 3 m away (x = 1): a scanner dropout armed from tick 5, triggered at 1.0 m.
+        let fault = FaultSpec(kind: .dropout, sensor: .scanner, from: 5, to: 35, whenWithin: 1.0)
+        var w = World(scenario: emptyRoom(faults: [fault]))
+        var began: Int?
+        var clearanceAtStart = 0.0
+        var faultTicks: [Int] = []
+        for _ in 0..<600 {
+            let clearance = w.frontClearance()
+            let f = w.sense()
+            if f.ranges.isEmpty {
+                if began == nil { began = w.tick; clearanceAtStart = clearance }
+                faultTicks.append(w.tick)
+                #expect(w.activeFaults == [0])
+            } else {
+                #expect(w.activeFaults.isEmpty)
+            }
+            w.step(w.tick < 200 ? .forward(level: 3) : .stop)
+        }
+        #expect(began != nil)
+        #expect(clearanceAtStart < 1.0 && clearanceAtStart > 0.9)   // the first tick under the trigger
+        #expect(faultTicks == Array(began!..<(began! + 30)))          // once, for to − from ticks
+        #expect(w.faultTicks == 30)
+    }
+
     @Test func faultsChangeFramesButAreNotFlagged() throws {
         let faults = [FaultSpec(kind: .dropout, sensor: .scanner, from: 10, to: 20),
                       FaultSpec(kind: .freeze, sensor: .odometry, from: 30, to: 60),

@@ -125,12 +125,10 @@ public final class ClosedLoop {
                 if modelIntent == expertIntent { out.agreed += 1 }
                 trace?(world.tick, world, expertIntent, modelIntent, r.proposal.probability)
                 intent = rng.uniform() < beta ? expertIntent : modelIntent
-                let clearance = Self.frontClearance(world)
+                let clearance = world.frontClearance()
                 if intent.kind == .forward && clearance < Self.unsafeClearance { out.unsafe += 1 }
                 if keepSamples {
-                    let faults = scenario.faults.filter { $0.isActive(at: world.tick) }
-                        .map { f in f.sensor.map { "\(f.kind.rawValue)/\($0.rawValue)" } ?? f.kind.rawValue }
-                        + (tampered ? ["tamper"] : [])
+                    let faults = world.activeFaults.map { scenario.faults[$0].name } + (tampered ? ["tamper"] : [])
                     out.samples.append(Sample(tick: world.tick, signals: r.signals, proposal: proposal, decision: r.decision,
                                               expert: expertIntent, executed: intent, faults: faults,
                                               trueFrontClearance: clearance))
@@ -150,27 +148,19 @@ public final class ClosedLoop {
         out.record.result.pathLength = world.travelled
         return out
     }
-
-    /// Nearest obstacle within ±30° of the heading (7 noise-free rays, metres from the centre).
-    public static func frontClearance(_ world: World) -> Double {
-        var best = RobotParams.rangeMax
-        for k in -3...3 {
-            let a = world.heading + Double(k) * .pi / 18
-            best = min(best, world.castRay(from: world.position, dir: .unit(a), limit: RobotParams.rangeMax))
-        }
-        return best
-    }
 }
 
 /// The scenarios of `mgpt-sim dagger` and `mgpt-sim eval`: episode `i` of seed `S` uses scenario
 /// seed `mix(S ^ 0xDA66E5, i)` in a family of `families` chosen by that seed, so both commands
 /// (and every model compared) see the same layouts. `faultFraction` of them (by scenario seed)
-/// get random sensor faults.
+/// get random sensor faults; with `hazards`, every one gets one hazard fault instead
+/// (`ScenarioGenerator.withHazardFault`: a scanner or odometry failure as the robot nears an obstacle).
 public func closedLoopScenarios(episodes: Int, seed: UInt64, families: [ScenarioGenerator.Family],
-                                faultFraction: Double = 0) -> [Scenario] {
+                                faultFraction: Double = 0, hazards: Bool = false) -> [Scenario] {
     (0..<episodes).map { i in
         let s = SimRNG.mix(seed ^ 0xDA66E5, UInt64(i))
         let scenario = ScenarioGenerator.generate(seed: s, family: ScenarioGenerator.family(forSeed: s, among: families))
+        if hazards { return ScenarioGenerator.withHazardFault(scenario, seed: s) }
         return ScenarioGenerator.hasFaults(seed: s, fraction: faultFraction)
             ? ScenarioGenerator.withRandomFaults(scenario, seed: s) : scenario
     }

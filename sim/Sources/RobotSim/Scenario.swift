@@ -246,15 +246,28 @@ public struct FaultSpec: Codable, Sendable, Equatable {
     public var sigma: Double?
     /// Reported colour (required for `recolour`).
     public var colour: String?
+    /// A hazard trigger (metres, JSON `when_within`): when set, the fault is armed at tick `from`,
+    /// begins at the first tick the robot's true clearance ahead (`World.frontClearance`) is below
+    /// this, and then lasts `to − from` ticks — the sensor fails as the robot closes in on
+    /// something, when a wrong reading costs most. Nil: active for ticks `from ..< to`.
+    public var whenWithin: Double?
+
+    enum CodingKeys: String, CodingKey { case kind, sensor, from, to, sigma, colour, whenWithin = "when_within" }
 
     /// A fault spec from its fields.
-    public init(kind: Kind, sensor: Sensor? = nil, from: Int, to: Int, sigma: Double? = nil, colour: String? = nil) {
+    public init(kind: Kind, sensor: Sensor? = nil, from: Int, to: Int, sigma: Double? = nil, colour: String? = nil,
+                whenWithin: Double? = nil) {
         self.kind = kind; self.sensor = sensor; self.from = from; self.to = to; self.sigma = sigma; self.colour = colour
+        self.whenWithin = whenWithin
     }
 
-    /// True when the fault is active at `tick`.
+    /// True when a scheduled (untriggered) fault is active at `tick`; a triggered fault's window
+    /// depends on the run (`World.activeFaults`).
     @inline(__always)
-    public func isActive(at tick: Int) -> Bool { tick >= from && tick < to }
+    public func isActive(at tick: Int) -> Bool { whenWithin == nil && tick >= from && tick < to }
+
+    /// Its name in metrics and sample lists: `kind/sensor` (`kind` alone without a sensor).
+    public var name: String { sensor.map { "\(kind.rawValue)/\($0.rawValue)" } ?? kind.rawValue }
 }
 
 /// A scenario file that could not be read; names the file and the key path.
@@ -344,6 +357,7 @@ extension Scenario {
         for (i, f) in faults.enumerated() {
             let key = "faults[\(i)]"
             if f.from < 0 || f.to <= f.from { return "\(key): expected 0 ≤ from < to, found from \(f.from), to \(f.to)" }
+            if let w = f.whenWithin, !(w > 0) { return "\(key).when_within: expected > 0 metres, found \(w)" }
             switch f.kind {
             case .dropout, .freeze, .noise:
                 if f.sensor == nil { return "\(key).sensor: required for kind '\(f.kind.rawValue)'" }

@@ -204,6 +204,45 @@ extension ScenarioGenerator {
         return s
     }
 
+    /// One hazard: the faults that begin together (same trigger, same duration).
+    public struct Hazard: Sendable {
+        /// Its name in metrics (`perception_stall`, `scanner_freeze`, …).
+        public var name: String
+        /// (kind, sensor, noise sigma) of each fault.
+        public var faults: [(FaultSpec.Kind, FaultSpec.Sensor, Double?)]
+    }
+
+    /// The hazards `withHazardFault` draws from: failures of the sensors that see what is ahead
+    /// (the scanner) and how the robot moves (odometry) that leave a plausible-looking frame, and
+    /// the perception stalls in which the navigation stack's route hint — planned on the
+    /// scanner's costmap on a real robot — freezes with the scanner.
+    public static let hazards: [Hazard] = [
+        Hazard(name: "scanner_freeze", faults: [(.freeze, .scanner, nil)]),
+        Hazard(name: "scanner_dropout", faults: [(.dropout, .scanner, nil)]),
+        Hazard(name: "scanner_noise", faults: [(.noise, .scanner, 0.3)]),
+        Hazard(name: "odometry_freeze", faults: [(.freeze, .odometry, nil)]),
+        Hazard(name: "odometry_dropout", faults: [(.dropout, .odometry, nil)]),
+        Hazard(name: "perception_stall", faults: [(.freeze, .scanner, nil), (.freeze, .route, nil)]),
+        Hazard(name: "scanner_dropout_stale_route", faults: [(.dropout, .scanner, nil), (.freeze, .route, nil)]),
+    ]
+
+    /// `scenario` with one hazard (`hazards`, drawn from `seed`): armed from a tick in 20…200, its
+    /// faults begin when the robot's true clearance ahead falls below 0.6…0.9 m and last 40…100
+    /// ticks (0.8–2 s at 50 Hz) — the sensors fail on the approach to an obstacle, the moment a
+    /// controller trusting them would hit it.
+    public static func withHazardFault(_ scenario: Scenario, seed: UInt64) -> Scenario {
+        var rng = SimRNG(seed: SimRNG.mix(seed, 0x4A2A))
+        var s = scenario
+        let hazard = hazards[rng.int(0...(hazards.count - 1))]
+        let from = rng.int(20...200)
+        let within = r3(0.6 + 0.3 * rng.uniform())
+        let to = from + rng.int(40...100)
+        for (kind, sensor, sigma) in hazard.faults {
+            s.faults.append(FaultSpec(kind: kind, sensor: sensor, from: from, to: to, sigma: sigma, whenWithin: within))
+        }
+        return s
+    }
+
     /// True when the episode with scenario seed `seed` gets random faults at `fraction` (0…1).
     public static func hasFaults(seed: UInt64, fraction: Double) -> Bool {
         fraction > 0 && Double(SimRNG.mix(seed, 0xFA18) >> 11) * (1.0 / 9_007_199_254_740_992.0) < fraction

@@ -74,6 +74,10 @@ public struct World: Sendable {
     static let separationTicks = 10
     private var sensorRNG: SimRNG
     private var frozen: [Int: ObservationFrame] = [:]
+    /// Tick at which each triggered (`when_within`) fault began.
+    private var triggeredAt: [Int: Int] = [:]
+    /// Indices (into `scenario.faults`) of the faults applied by the last `sense()`.
+    public private(set) var activeFaults: [Int] = []
     /// The navigation stack's global planner (nil only while `init` builds it).
     private var planner: RoutePlanner?
     /// The planner's route hint at the last `sense()`, before faults: what the navigation stack
@@ -223,13 +227,33 @@ public struct World: Sendable {
         updateRoute()
         var frame = trueReadings()
         frame.route = route
-        var anyFault = false
-        for (i, f) in scenario.faults.enumerated() where f.isActive(at: tick) {
-            anyFault = true
+        activeFaults.removeAll(keepingCapacity: true)
+        for (i, f) in scenario.faults.enumerated() where isActive(f, index: i) {
+            activeFaults.append(i)
             apply(f, index: i, to: &frame)
         }
-        if anyFault { faultTicks += 1 }
+        if !activeFaults.isEmpty { faultTicks += 1 }
         return frame
+    }
+
+    /// Whether fault `index` is active now; arms a `when_within` trigger the first time the
+    /// clearance ahead falls below it (from tick `from` on).
+    private mutating func isActive(_ f: FaultSpec, index: Int) -> Bool {
+        guard let within = f.whenWithin else { return f.isActive(at: tick) }
+        if triggeredAt[index] == nil, tick >= f.from, frontClearance() < within { triggeredAt[index] = tick }
+        guard let start = triggeredAt[index] else { return false }
+        return tick < start + (f.to - f.from)
+    }
+
+    /// Nearest obstacle within ±30° of the heading (7 noise-free rays, metres from the centre):
+    /// the ground truth for "about to hit something" (unsafe intents, hazard triggers).
+    public func frontClearance() -> Double {
+        var best = RobotParams.rangeMax
+        for k in -3...3 {
+            let a = heading + Double(k) * .pi / 18
+            best = min(best, castRay(from: position, dir: .unit(a), limit: RobotParams.rangeMax))
+        }
+        return best
     }
 
     /// The navigation stack's tick: re-plan every `decisionEvery` ticks (10 Hz, around the movers
