@@ -314,24 +314,20 @@ struct EvalControllerCommand: ParsableCommand {
         let faultDecisions = faulted.filter { !$0.faults.isEmpty }
         let hazardDecisions = hazard.filter { !$0.faults.isEmpty }
         for (prefix, set) in [("", faultDecisions), ("hazard_", hazardDecisions)] {
-            var perFault: [String: (n: Int, gated: Int)] = [:]
-            for s in set {
-                for f in s.faults {
-                    perFault[f, default: (0, 0)].n += 1
-                    if s.decision.gated { perFault[f, default: (0, 0)].gated += 1 }
-                }
-            }
+            var perFault: [String: [ClosedLoop.Sample]] = [:]
+            for s in set { for f in s.faults { perFault[f, default: []].append(s) } }
             for (f, v) in perFault.sorted(by: { $0.key < $1.key }) {
-                print("\(prefix)fault=\(f) decisions=\(v.n) gated_rate=\(fmt(Double(v.gated) / Double(v.n), 3))")
+                let visible = v.filter(\.faultVisible)
+                print("\(prefix)fault=\(f) decisions=\(v.count) gated_rate=\(fmt(gatedRate(v), 3)) visible_decisions=\(visible.count) visible_gated_rate=\(fmt(gatedRate(visible), 3))")
             }
         }
-        func gatedRate(_ x: [ClosedLoop.Sample]) -> Double { Double(x.filter(\.decision.gated).count) / Double(max(x.count, 1)) }
         let faultGated = gatedRate(faultDecisions)
+        let visibleFaults = faultDecisions.filter(\.faultVisible)
         if let plot { try writePlot(curve, aurc: aurc, prefix: plot) }
         for c in [0.8, 0.9, 0.95] {   // selective error at fixed coverages
             if let p = curve.first(where: { $0.coverage >= c }) { print("risk_at_coverage coverage=\(fmt(p.coverage, 3)) error=\(fmt(p.risk, 4)) threshold=\(fmt(p.threshold, 4))") }
         }
-        var line = "auroc_probability=\(f3(au["probability"])) auroc_entropy=\(f3(au["entropy"])) auroc_margin=\(f3(au["margin"])) auroc_grammar_mass=\(f3(au["grammar_mass"])) auroc_head_disagreement=\(f3(au["head_disagreement"])) auroc_exit_disagreement=\(f3(au["exit_disagreement"])) auroc_temporal_disagreement=\(f3(au["temporal_disagreement"])) auroc_confidence=\(f3(au["confidence"])) aurc=\(fmt(aurc, 4)) ece=\(fmt(ece, 4)) coverage=\(fmt(coverage, 3)) selective_error=\(fmt(selErr, 4)) nominal_gated_rate=\(fmt(nominalGated, 4)) fault_gated_rate=\(fmt(faultGated, 3)) fault_decisions=\(faultDecisions.count) hazard_fault_gated_rate=\(fmt(gatedRate(hazardDecisions), 3)) hazard_fault_decisions=\(hazardDecisions.count) sensor_false_alarm_rate=\(fmt(falseAlarm, 4)) decisions=\(nominal.count)"
+        var line = "auroc_probability=\(f3(au["probability"])) auroc_entropy=\(f3(au["entropy"])) auroc_margin=\(f3(au["margin"])) auroc_grammar_mass=\(f3(au["grammar_mass"])) auroc_head_disagreement=\(f3(au["head_disagreement"])) auroc_exit_disagreement=\(f3(au["exit_disagreement"])) auroc_temporal_disagreement=\(f3(au["temporal_disagreement"])) auroc_confidence=\(f3(au["confidence"])) aurc=\(fmt(aurc, 4)) ece=\(fmt(ece, 4)) coverage=\(fmt(coverage, 3)) selective_error=\(fmt(selErr, 4)) nominal_gated_rate=\(fmt(nominalGated, 4)) fault_gated_rate=\(fmt(faultGated, 3)) fault_decisions=\(faultDecisions.count) fault_visible_gated_rate=\(fmt(gatedRate(visibleFaults), 3)) fault_visible_decisions=\(visibleFaults.count) hazard_fault_gated_rate=\(fmt(gatedRate(hazardDecisions), 3)) hazard_fault_decisions=\(hazardDecisions.count) sensor_false_alarm_rate=\(fmt(falseAlarm, 4)) decisions=\(nominal.count)"
         if !offlineOnly {
             let sets: [(ControllerDataOptions.EpisodeSet, Int)] = [(.nominal, data.episodes), (.faulted, data.faultEpisodes), (.hazard, data.hazardEpisodes)]
             for (set, n) in sets where n > 0 {
@@ -371,6 +367,9 @@ struct EvalControllerCommand: ParsableCommand {
     }
 
     func f3(_ x: Double?) -> String { x.map { fmt($0, 3) } ?? "n/a" }
+
+    /// Fraction of `x` the controller gated.
+    func gatedRate(_ x: [ClosedLoop.Sample]) -> Double { Double(x.filter(\.decision.gated).count) / Double(max(x.count, 1)) }
 
     /// Closed-loop sums over episodes of one policy.
     struct Tally {

@@ -35,6 +35,10 @@ public final class ClosedLoop {
         public var executed: Intent
         /// Faults active at this frame (kind/sensor names, e.g. "freeze/scanner"; empty: nominal).
         public var faults: [String]
+        /// The active faults changed the observation tokens the model reads from this frame (false
+        /// when a fault leaves the reading as a healthy sensor would give it, e.g. a camera frozen
+        /// or dropped with nothing in view; true for tampered frames).
+        public var faultVisible: Bool
         /// Metres to the nearest obstacle within ±30° of the heading, without sensor noise.
         public var trueFrontClearance: Double
         /// The proposal's verb differs from the expert's.
@@ -102,7 +106,7 @@ public final class ClosedLoop {
         // The core only throws for contexts too small for the instruction: the sim's are short.
         let core = try! DecisionCore(config: robot, model: model, tokenizer: tokenizer, startedAt: 0)
         let encoder = ObservationEncoder()
-        var tokens = [Int]()
+        var tokens = [Int](), trueTokens = [Int]()
         var intent = Intent.stop
         out.record.result.shortestLength = EpisodeResult.shortestLength(world)
         let tickNanos = UInt64(1e9 / Double(RobotParams.tickRate))
@@ -129,8 +133,13 @@ public final class ClosedLoop {
                 if intent.kind == .forward && clearance < Self.unsafeClearance { out.unsafe += 1 }
                 if keepSamples {
                     let faults = world.activeFaults.map { scenario.faults[$0].name } + (tampered ? ["tamper"] : [])
+                    var visible = tampered
+                    if !visible, !world.activeFaults.isEmpty, let truth = world.trueFrame {
+                        encoder.encode(truth, into: &trueTokens)
+                        visible = trueTokens != tokens
+                    }
                     out.samples.append(Sample(tick: world.tick, signals: r.signals, proposal: proposal, decision: r.decision,
-                                              expert: expertIntent, executed: intent, faults: faults,
+                                              expert: expertIntent, executed: intent, faults: faults, faultVisible: visible,
                                               trueFrontClearance: clearance))
                 }
                 if intent == .done {

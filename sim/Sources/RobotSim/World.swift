@@ -78,6 +78,8 @@ public struct World: Sendable {
     private var triggeredAt: [Int: Int] = [:]
     /// Indices (into `scenario.faults`) of the faults applied by the last `sense()`.
     public private(set) var activeFaults: [Int] = []
+    /// The last `sense()`'s frame before its faults were applied (what healthy sensors read).
+    public private(set) var trueFrame: ObservationFrame?
     /// The navigation stack's global planner (nil only while `init` builds it).
     private var planner: RoutePlanner?
     /// The planner's route hint at the last `sense()`, before faults: what the navigation stack
@@ -227,6 +229,7 @@ public struct World: Sendable {
         updateRoute()
         var frame = trueReadings()
         frame.route = route
+        trueFrame = frame
         activeFaults.removeAll(keepingCapacity: true)
         for (i, f) in scenario.faults.enumerated() where isActive(f, index: i) {
             activeFaults.append(i)
