@@ -25,6 +25,9 @@ public enum GateReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case sensorFault = 9
     /// The early-exit head and the full model disagree about the verb (above `maxExitDisagreement`).
     case exitDisagreement = 10
+    /// `context.instruction` matches none of `controller.instructions`' templates: the model was
+    /// never trained on such a task, so nothing it proposes is trusted (`TaskGrammar`).
+    case unknownInstruction = 11
 
     /// The snake_case name used on the wire.
     public var name: StaticString {
@@ -40,6 +43,7 @@ public enum GateReason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .holding: return "holding"
         case .sensorFault: return "sensor_fault"
         case .exitDisagreement: return "exit_disagreement"
+        case .unknownInstruction: return "unknown_instruction"
         }
     }
 
@@ -71,6 +75,8 @@ public struct ControllerThresholds: Sendable, Equatable {
     public var hysteresisTicks: Int = 2
     /// The safe intent published whenever a gate trips.
     public var fallback: Intent = .stop
+    /// The instructions the model was trained on (`controller.instructions`); nil: no check.
+    public var tasks: TaskGrammar?
 
     /// Defaults.
     public init() {}
@@ -108,6 +114,9 @@ public struct MetaController: Sendable {
     public private(set) var holding = true
     /// Consecutive decisions on which a model-uncertainty gate tripped.
     public private(set) var suspectStreak = 0
+    /// False when the session's instruction failed `thresholds.tasks` (set by the owner, which
+    /// knows the instruction): every decision is then gated with `unknownInstruction`.
+    public var instructionAccepted = true
 
     /// A controller that starts in the fallback (nothing has been seen yet).
     public init(thresholds: ControllerThresholds = .init()) {
@@ -139,6 +148,10 @@ public struct MetaController: Sendable {
         s.grammarMass = p.grammarMass
         s.margin = p.margin
         s.confidence = t.calibration.confidence(s)
+        if !instructionAccepted {
+            suspectStreak = 0
+            return fallback(.unknownInstruction)
+        }
         if t.sensorLimits.enabled && !s.sensors.isHealthy {
             suspectStreak = 0
             return fallback(.sensorFault)

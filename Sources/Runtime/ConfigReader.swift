@@ -117,6 +117,16 @@ final class ConfigReader {
         return try string(path)
     }
 
+    /// A non-empty array of non-empty strings.
+    func stringArray(_ path: String) throws -> [String] {
+        guard let v = try value(path) else { throw fail(path, "missing required key (expected an array of strings)") }
+        guard case .array(let a) = v, !a.isEmpty else { throw fail(path, "expected a non-empty array of strings, found \(v.kindDescription)") }
+        return try a.enumerated().map { i, e in
+            guard case .string(let s) = e, !s.isEmpty else { throw fail("\(path)[\(i)]", "expected a non-empty string, found \(e.kindDescription)") }
+            return s
+        }
+    }
+
     func intArray(_ path: String, default d: [Int]) throws -> [Int] {
         guard let v = try value(path) else { return d }
         guard case .array(let a) = v else { throw fail(path, "expected an array of integers, found \(v.kindDescription)") }

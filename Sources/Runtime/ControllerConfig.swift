@@ -38,6 +38,20 @@ extension ControllerThresholds {
             _ = try r.optionalString("controller.calibration.fitted_on")
             t.calibration = ConfidenceMap(weights: w, bias: bias)
         }
+        if let v = try r.value("controller.instructions") {
+            let templates = try r.stringArray("controller.instructions.templates")
+            guard case .object(let o) = v, case .object(let slotObject)? = o["slots"] else {
+                throw r.fail("controller.instructions.slots", "missing: expected an object of slot name → array of words, e.g. {\"c\": [\"red\", \"blue\"]}")
+            }
+            var slots: [String: [String]] = [:]
+            for name in slotObject.keys.sorted() { slots[name] = try r.stringArray("controller.instructions.slots.\(name)") }
+            _ = try r.value("controller.instructions.slots")
+            let g = TaskGrammar(templates: templates, slots: slots)
+            if let missing = g.undefinedSlots.first {
+                throw r.fail("controller.instructions.slots", "template slot {\(missing)} has no words (define \"\(missing)\": [...])")
+            }
+            t.tasks = g
+        }
         var s = SensorLimits()
         s.enabled = try r.bool("controller.sensor_checks.enabled", default: s.enabled)
         s.scannerJump = Float(try r.number("controller.sensor_checks.scanner_jump_m", default: Double(s.scannerJump), range: 0...100))

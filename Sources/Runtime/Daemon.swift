@@ -48,6 +48,9 @@ public final class Daemon {
         let (transformer, tokenizer) = try Self.loadModel(config.modelPath)
         log("model \(config.modelPath) (\(config.modelID)): d=\(transformer.config.hiddenSize) layers=\(transformer.config.numHiddenLayers) vocab=\(transformer.config.vocabSize) context=\(transformer.config.maxPositionEmbeddings)")
         let core = try DecisionCore(config: config, model: transformer, tokenizer: tokenizer, startedAt: monotonicNanos())
+        if !core.controller.instructionAccepted {
+            log("warning: context.instruction \"\(config.instruction)\" matches none of controller.instructions' templates: every decision publishes the fallback \(config.thresholds.fallback) with reason unknown_instruction")
+        }
         do {
             context = try ZMQContext()
             // libzmq's I/O thread carries every frame in and every intent out: with a real-time

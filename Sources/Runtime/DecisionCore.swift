@@ -132,6 +132,7 @@ public final class DecisionCore {
         self.startedAt = startedAt
         intents = IntentVocabulary(tokenizer: tokenizer)
         controller = MetaController(thresholds: config.thresholds)
+        controller.instructionAccepted = config.thresholds.tasks?.accepts(config.instruction) ?? true
         monitor = SensorMonitor(limits: config.thresholds.sensorLimits)
         staleNanos = UInt64(config.staleAfterMillis * 1e6)
         minFrameSpacing = config.frameIntervalMillis / 2000
@@ -224,6 +225,7 @@ public final class DecisionCore {
     /// Replaces the controller's thresholds (SIGHUP), keeping its hysteresis state.
     public func setThresholds(_ t: ControllerThresholds) {
         controller.thresholds = t
+        controller.instructionAccepted = t.tasks?.accepts(config.instruction) ?? true
         monitor.limits = t.sensorLimits
     }
 

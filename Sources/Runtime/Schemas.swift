@@ -25,7 +25,7 @@ public enum Schemas {
         "confidence": {"type": "number", "minimum": 0, "maximum": 1, "description": "calibrated probability that the verb is right (controller.calibration; the raw verb probability without one); 0 whenever gated"},
         "gated": {"type": "boolean", "description": "true: the safe fallback replaced the model's proposal"},
         "reason": {"enum": ["ok", "high_entropy", "head_disagreement", "low_confidence", "off_grammar",
-                            "stale_sensor", "no_sensor", "overrun", "holding", "sensor_fault", "exit_disagreement"]},
+                            "stale_sensor", "no_sensor", "overrun", "holding", "sensor_fault", "exit_disagreement", "unknown_instruction"]},
         "proposal_index": {"type": "integer", "minimum": -1, "maximum": 12, "description": "-1 when the model did not run this tick"},
         "proposal_probability": {"type": "number"},
         "entropy": {"type": "number", "description": "nats, over the intent block"},

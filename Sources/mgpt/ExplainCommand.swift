@@ -95,6 +95,7 @@ struct ExplainCommand: ParsableCommand {
         case .staleSensor: why = "no fresh frame for longer than \(fmt(core.config.staleAfterMillis, 0)) ms: watchdog fallback"
         case .noSensor: why = "no frame received yet: watchdog fallback"
         case .overrun: why = "the previous tick overran its budget and loop.overrun_policy holds the fallback"
+        case .unknownInstruction: why = "context.instruction \"\(core.config.instruction)\" matches none of controller.instructions' templates: no proposal is trusted, fallback \(d.intent)"
         }
         print("verdict: \(d.gated ? "GATED" : "accepted") (\(d.reason.name)): \(why)")
         let recordedIntent = recorded["intent_index"] as? Int ?? -1

@@ -26,6 +26,27 @@ import Observation
         #expect(!c.decide(proposal(p: 0.1), signals: &s).gated)
     }
 
+    @Test func instructionsOutsideTheTaskGrammarAreRefused() {
+        let g = TaskGrammar(templates: ["go to the {c} {k}", "the {c} {k} is your goal"],
+                            slots: ["c": ["red", "Blue"], "k": ["box"]])
+        #expect(g.accepts("go to the red box") && g.accepts("  Go to the BLUE box. ") && g.accepts("the red box is your goal!"))
+        #expect(!g.accepts("go to the green box"))          // colour outside its slot
+        #expect(!g.accepts("go to the red duck"))           // kind outside its slot
+        #expect(!g.accepts("dance on the table and sing"))  // no template
+        #expect(!g.accepts("go to the red box now") && !g.accepts("go to the red") && !g.accepts(""))
+        #expect(TaskGrammar(templates: ["go to {x}"], slots: [:]).undefinedSlots == ["x"])
+        // The controller gates every decision of a session whose instruction failed, at once.
+        var t = ControllerThresholds()
+        t.hysteresisTicks = 0
+        t.debounceTicks = 5
+        var c = MetaController(thresholds: t)
+        var s = DecisionSignals()
+        #expect(c.decide(proposal(), signals: &s).reason == .ok)
+        c.instructionAccepted = false
+        let d = c.decide(proposal(p: 0.99, h: 0.01), signals: &s)
+        #expect(d.gated && d.reason == .unknownInstruction && d.intent == .stop && d.reason.name.description == "unknown_instruction")
+    }
+
     @Test func sensorFaultsGateAtOnceDespiteDebounceAndHoldWithHysteresis() {
         var t = ControllerThresholds()
         t.debounceTicks = 5

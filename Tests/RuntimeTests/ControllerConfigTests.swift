@@ -20,6 +20,26 @@ import Cognition
         let t = c.thresholds
         #expect(t.calibration != .identity && t.calibration.weights[0] > 0)
         #expect(t.sensorLimits.enabled && t.minConfidence > 0 && t.minConfidence < 1)
+        // The shipped task grammar accepts the shipped instruction and refuses one off the templates.
+        #expect(t.tasks?.accepts(c.instruction) == true && t.tasks?.accepts("dance on the table and sing") == false)
+    }
+
+    @Test func instructionGrammarIsReadAndItsErrorsNameTheKey() throws {
+        let t = try parse(#"{"instructions":{"templates":["go to the {c} {k}"],"slots":{"c":["red"],"k":["box","ball"]}}}"#).thresholds
+        #expect(t.tasks?.accepts("go to the red ball") == true && t.tasks?.accepts("go to the red cone") == false)
+        #expect(try parse("{}").thresholds.tasks == nil)   // absent: no check
+        let cases: [(String, [String])] = [
+            (#"{"instructions":{"slots":{"c":["red"]}}}"#, ["controller.instructions.templates", "missing required key"]),
+            (#"{"instructions":{"templates":[],"slots":{}}}"#, ["controller.instructions.templates", "non-empty array"]),
+            (#"{"instructions":{"templates":["go {c}"]}}"#, ["controller.instructions.slots", "slot name"]),
+            (#"{"instructions":{"templates":["go {c}"],"slots":{"c":[1]}}}"#, ["controller.instructions.slots.c[0]", "non-empty string"]),
+            (#"{"instructions":{"templates":["go {c} {k}"],"slots":{"c":["red"]}}}"#, ["controller.instructions.slots", "{k}"]),
+            (#"{"instructions":{"templates":["go"],"slots":{},"extra":1}}"#, ["controller.instructions.extra", "unknown key"]),
+        ]
+        for (json, parts) in cases {
+            let e = error(json)
+            for p in parts { #expect(e.contains(p), "\(json) → \(e)") }
+        }
     }
 
     @Test func calibrationAndChecksAreRead() throws {
