@@ -3,7 +3,8 @@ import Observation
 
 /// Sensor faults a fused frame can reveal, alone or against the previous frame. A real fusion
 /// stack's diagnostics (ROS `diagnostic_aggregator`, a lidar driver's health topic) report the
-/// same things; here they are read off the frames themselves, so a feeder needs no extra field.
+/// same things; here they are read off the frames themselves, so a feeder needs no extra field —
+/// and when it sends the sensors' message stamps (`stamps`), a stalled driver shows at once.
 /// Raw values are bit positions in `SensorHealth.flags` (stable: telemetry and recordings).
 public enum SensorCheck: Int, Sendable, CaseIterable, CustomStringConvertible {
     /// The scanner delivered no beams.
@@ -28,6 +29,13 @@ public enum SensorCheck: Int, Sendable, CaseIterable, CustomStringConvertible {
     /// The camera reports nothing although an object it tracked should still be in view (its
     /// position carried forward by odometry lies well inside the field of view and range).
     case cameraMissing = 9
+    /// The scan's stamp lags the frame's `t` by more than `SensorLimits.maxStampAge`: its driver
+    /// stopped delivering (the frame repeats or lacks its last scan).
+    case scannerStale = 10
+    /// The detections' stamp lags `t` by more than `maxStampAge`.
+    case cameraStale = 11
+    /// The odometry stamp lags `t` by more than `maxStampAge`.
+    case odometryStale = 12
 
     /// The snake_case name used in telemetry and `mgpt explain`.
     public var name: String { wireName.description }
@@ -45,6 +53,9 @@ public enum SensorCheck: Int, Sendable, CaseIterable, CustomStringConvertible {
         case .cameraFrozen: return "camera_frozen"
         case .cameraNoisy: return "camera_noisy"
         case .cameraMissing: return "camera_missing"
+        case .scannerStale: return "scanner_stale"
+        case .cameraStale: return "camera_stale"
+        case .odometryStale: return "odometry_stale"
         }
     }
 
@@ -71,6 +82,10 @@ public struct SensorLimits: Sendable, Equatable {
     public var cameraMissingFrames = 10
     /// A pressed bumper is a contradiction when the nearest beam is farther than this (m).
     public var bumpClearance: Float = 0.6
+    /// Largest age (s) of a sensor's stamp against the frame's `t` (frames with `stamps` only):
+    /// 50 ms is 2.5 periods of the simulator's 50 Hz sensors; a robot sets it from its slowest
+    /// sensor's period plus its fusion latency.
+    public var maxStampAge: Float = 0.05
     /// Whether the checks gate at all (false: they are still measured and reported).
     public var enabled = true
 
@@ -157,6 +172,12 @@ public final class SensorMonitor {
         let dt = havePrevious ? frame.t - prevT : 0
         let comparable = havePrevious && dt > 1e-3 && dt < 1.0   // a gap of ≥ 1 s is a restart
         if n == 0 { set(.scannerMissing) }
+        if let st = frame.stamps {   // when the feeder reports them: a stalled driver, at once
+            let age = Double(L.maxStampAge)
+            if let s = st.scanner, frame.t - s > age { set(.scannerStale) }
+            if let s = st.camera, frame.t - s > age { set(.cameraStale) }
+            if let s = st.odom, frame.t - s > age { set(.odometryStale) }
+        }
         var nearest = Float.infinity
         for r in ranges where r < nearest { nearest = r }
         if frame.bump && n > 0 && nearest > L.bumpClearance { set(.contradiction) }

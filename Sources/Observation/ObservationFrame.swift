@@ -11,7 +11,9 @@ import Foundation
 ///
 /// Conventions: metres, seconds, radians; bearings are counter-clockwise from the robot's heading
 /// (positive = to the left). Frames never say which sensor is faulty: a dropped scan is an empty
-/// `ranges` array, a frozen or noisy sensor just looks frozen or noisy.
+/// `ranges` array, a frozen or noisy sensor just looks frozen or noisy. They may say *when* each
+/// sensor's reading was taken (`stamps`, optional): a stalled driver shows as a stamp that falls
+/// behind `t`.
 public struct ObservationFrame: Codable, Sendable, Equatable {
     /// The schema version this code writes and accepts.
     public static let version = 2
@@ -41,15 +43,18 @@ public struct ObservationFrame: Codable, Sendable, Equatable {
     /// The global planner's hint for this tick, or nil when it has no route (no path found, or no
     /// planner running). JSON `null`.
     public var route: Route?
+    /// When each sensor's reading was taken, if the fusion stack knows (its drivers' message
+    /// stamps); nil (JSON key absent or `null`): not reported. Optional within version 2.
+    public var stamps: SensorStamps?
 
     /// JSON key names (snake_case where the Swift name is camelCase).
     enum CodingKeys: String, CodingKey {
-        case v, seq, t, ranges, rangeMax = "range_max", detections, odom, bump, battery, route
+        case v, seq, t, ranges, rangeMax = "range_max", detections, odom, bump, battery, route, stamps
     }
 
     /// A frame with every field given; `v` is always the current version.
     public init(seq: UInt64, t: Double, ranges: [Float], rangeMax: Float, detections: [Detection],
-                odom: Odometry, bump: Bool, battery: Float, route: Route? = nil) {
+                odom: Odometry, bump: Bool, battery: Float, route: Route? = nil, stamps: SensorStamps? = nil) {
         self.v = Self.version
         self.seq = seq
         self.t = t
@@ -60,6 +65,7 @@ public struct ObservationFrame: Codable, Sendable, Equatable {
         self.bump = bump
         self.battery = battery
         self.route = route
+        self.stamps = stamps
     }
 
     /// Decodes a frame and rejects any version other than `ObservationFrame.version`.
@@ -84,6 +90,7 @@ public struct ObservationFrame: Codable, Sendable, Equatable {
                 codingPath: c.codingPath, debugDescription: "required key (null when there is no route)"))
         }
         route = try c.decodeIfPresent(Route.self, forKey: .route)
+        stamps = try c.decodeIfPresent(SensorStamps.self, forKey: .stamps)
     }
 
     /// Encodes every key, `route` as `null` when absent (synthesised encoding would drop it).
@@ -99,6 +106,27 @@ public struct ObservationFrame: Codable, Sendable, Equatable {
         try c.encode(bump, forKey: .bump)
         try c.encode(battery, forKey: .battery)
         if let route { try c.encode(route, forKey: .route) } else { try c.encodeNil(forKey: .route) }
+        try c.encodeIfPresent(stamps, forKey: .stamps)
+    }
+}
+
+/// When each sensor's reading in a frame was taken: seconds on the clock of the frame's `t`
+/// (a fusion stack copies its drivers' message stamps). A reading repeated because its driver
+/// stalled keeps its old stamp; a sensor that delivers nothing keeps the stamp of its last
+/// message. nil: that sensor's stamp is not reported.
+public struct SensorStamps: Codable, Sendable, Equatable {
+    /// The range scan's stamp.
+    public var scanner: Double?
+    /// The detections' stamp (the camera frame they came from).
+    public var camera: Double?
+    /// The odometry message's stamp.
+    public var odom: Double?
+
+    /// Stamps with every field given (nil = not reported).
+    public init(scanner: Double? = nil, camera: Double? = nil, odom: Double? = nil) {
+        self.scanner = scanner
+        self.camera = camera
+        self.odom = odom
     }
 }
 

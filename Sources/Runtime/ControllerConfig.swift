@@ -59,6 +59,7 @@ extension ControllerThresholds {
         s.odometryTurnError = Float(try r.number("controller.sensor_checks.odometry_turn_error_radps", default: Double(s.odometryTurnError), range: 0...100))
         s.cameraBearingJump = Float(try r.number("controller.sensor_checks.camera_bearing_jump_rad", default: Double(s.cameraBearingJump), range: 0...10))
         s.bumpClearance = Float(try r.number("controller.sensor_checks.bump_clearance_m", default: Double(s.bumpClearance), range: 0...100))
+        s.maxStampAge = Float(try r.number("controller.sensor_checks.max_stamp_age_ms", default: Double(s.maxStampAge) * 1000, range: 0...60_000) / 1000)
         t.sensorLimits = s
         return t
     }

@@ -139,11 +139,12 @@ let cNumericLocale = CNumericLocale(handle: newlocale(LC_NUMERIC_MASK, "C", nil)
 extension FrameReader {
     /// frame = { "v": 2, "seq": u64, "t": f64, "ranges": [f32], "range_max": f32,
     ///           "detections": [detection], "odom": odometry, "bump": bool, "battery": f32,
-    ///           "route": route | null }
+    ///           "route": route | null, "stamps"?: stamps | null }
     mutating func frame(into frame: inout ObservationFrame) throws(FrameParseError) {
         let key: StaticString = ""
         var object = try openObject(key: key)
         var seen: UInt16 = 0
+        frame.stamps = nil   // optional: a frame without the key must not inherit the last one's
         while let name = try nextMember(&object, key: key) {
             switch name {
             case "v":
@@ -204,6 +205,16 @@ extension FrameReader {
                     var route = Route(bearing: 0, distance: 0)
                     try self.route(into: &route)
                     frame.route = route
+                }
+            case "stamps":
+                try markSeen(&seen, 1 << 10, key: "stamps")
+                if peek() == UInt8(ascii: "n") {
+                    try literal("null", key: "stamps")
+                    frame.stamps = nil
+                } else {
+                    var stamps = SensorStamps()
+                    try self.stamps(into: &stamps)
+                    frame.stamps = stamps
                 }
             default:
                 try skipValue(key: key, depth: 0)
@@ -310,6 +321,37 @@ extension FrameReader {
         let end = i - 1
         if seen & (1 << 0) == 0 { throw missing("route.bearing", at: end) }
         if seen & (1 << 1) == 0 { throw missing("route.distance", at: end) }
+    }
+
+    /// stamps = { "scanner": f64 | null, "camera": f64 | null, "odom": f64 | null }, every key optional
+    mutating func stamps(into stamps: inout SensorStamps) throws(FrameParseError) {
+        let key: StaticString = "stamps"
+        var object = try openObject(key: key)
+        var seen: UInt8 = 0
+        while let name = try nextMember(&object, key: key) {
+            switch name {
+            case "scanner":
+                try markSeen(&seen, 1 << 0, key: "stamps.scanner")
+                stamps.scanner = try optionalDouble(key: "stamps.scanner")
+            case "camera":
+                try markSeen(&seen, 1 << 1, key: "stamps.camera")
+                stamps.camera = try optionalDouble(key: "stamps.camera")
+            case "odom":
+                try markSeen(&seen, 1 << 2, key: "stamps.odom")
+                stamps.odom = try optionalDouble(key: "stamps.odom")
+            default:
+                try skipValue(key: key, depth: 0)
+            }
+        }
+    }
+
+    /// A number or `null`.
+    mutating func optionalDouble(key: StaticString) throws(FrameParseError) -> Double? {
+        if peek() == UInt8(ascii: "n") {
+            try literal("null", key: key)
+            return nil
+        }
+        return try double(key: key)
     }
 
     /// Records that a key was read; a second time is a `duplicateKey` error at the key.

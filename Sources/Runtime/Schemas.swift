@@ -33,7 +33,7 @@ public enum Schemas {
         "grammar_mass": {"type": "number", "minimum": 0, "maximum": 1},
         "exit_disagreement": {"type": "number", "minimum": 0, "maximum": 1, "description": "JS divergence (÷ ln 2) of the verb distributions read at the first early-exit layer and at the last"},
         "temporal_disagreement": {"type": "number", "minimum": 0, "maximum": 1, "description": "JS divergence (÷ ln 2) of this decision's verb distribution and the previous one's"},
-        "sensor_faults": {"type": "array", "items": {"enum": ["scanner_missing", "scanner_frozen", "scanner_noisy", "contradiction", "odometry_missing", "odometry_frozen", "odometry_noisy", "camera_frozen", "camera_noisy", "camera_missing"]}, "description": "frame checks that tripped (reason sensor_fault when controller.sensor_checks.enabled)"},
+        "sensor_faults": {"type": "array", "items": {"enum": ["scanner_missing", "scanner_frozen", "scanner_noisy", "contradiction", "odometry_missing", "odometry_frozen", "odometry_noisy", "camera_frozen", "camera_noisy", "camera_missing", "scanner_stale", "camera_stale", "odometry_stale"]}, "description": "frame checks that tripped (reason sensor_fault when controller.sensor_checks.enabled)"},
         "on_arrival": {"type": "boolean", "description": "true when the decision was taken as the frame arrived rather than at a fixed tick (loop.decide_on_arrival)"},
         "fresh": {"type": "boolean", "description": "true when this tick ran the model on a new observation"},
         "exit_layer": {"type": "integer", "minimum": 0, "description": "layers the decision ran fully: the model's depth, less after an early exit; 0 before the first run"},
@@ -155,6 +155,17 @@ public enum Schemas {
             {"type": "object", "required": ["bearing", "distance"], "properties": {
               "bearing": {"description": "Bearing (rad, positive = left) to the carrot 0.45 m along the planned path, or to the target once it is near with a clear lane.", "type": "number"},
               "distance": {"description": "Metres left to the stopping point; 0 = arrived (stop, then DONE).", "type": "number", "minimum": 0}
+            }}
+          ]
+        },
+        "stamps": {
+          "description": "Optional: when each sensor's reading was taken (s, the clock of t), from its driver's message stamp. A stalled driver keeps its last stamp, so the daemon flags <sensor>_stale when t - stamp exceeds controller.sensor_checks.max_stamp_age_ms. Absent or null: not reported.",
+          "oneOf": [
+            {"type": "null"},
+            {"type": "object", "properties": {
+              "scanner": {"type": ["number", "null"]},
+              "camera": {"type": ["number", "null"]},
+              "odom": {"type": ["number", "null"]}
             }}
           ]
         }

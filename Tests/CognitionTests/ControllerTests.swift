@@ -160,6 +160,23 @@ import Observation
     let moving = Odometry(x: 1, y: 1, theta: 0, v: 0.3, w: 0)
     func moved(_ dt: Float) -> Odometry { Odometry(x: 1 + 0.3 * dt, y: 1, theta: 0, v: 0.3, w: 0) }
 
+    /// With stamps, a sensor whose reading lags the frame by more than `maxStampAge` is stale.
+    @Test func staleStampsTripTheirSensorsCheck() {
+        let m = SensorMonitor()
+        var f = frame(1.0, ranges: scan(0), odom: moving)
+        f.stamps = SensorStamps(scanner: 1.0, camera: 0.96, odom: nil)   // fresh, 40 ms, not reported
+        #expect(m.check(f).isHealthy)
+        f = frame(1.1, ranges: scan(1), odom: moved(0.1))
+        f.stamps = SensorStamps(scanner: 1.0, camera: 1.1, odom: 0.9)     // scan and odometry stalled
+        let h = m.check(f)
+        #expect(h.has(.scannerStale) && h.has(.odometryStale) && !h.has(.cameraStale))
+        #expect(h.names.contains("scanner_stale") && h.names.contains("odometry_stale"))
+        var limits = SensorLimits()
+        limits.maxStampAge = 0.5
+        let lenient = SensorMonitor(limits: limits)
+        #expect(lenient.check(f).isHealthy)
+    }
+
     @Test func nominalFramesPassAndEachFaultTripsItsCheck() {
         let m = SensorMonitor()
         #expect(m.check(frame(0.0, ranges: scan(0), odom: moving)).isHealthy)

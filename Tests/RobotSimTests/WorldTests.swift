@@ -72,6 +72,23 @@ import Observation
         #expect(w.faultTicks == 30)
     }
 
+    /// Stamps: every sensor fresh (= t) while healthy; a frozen one keeps the stamp of the reading
+    /// it repeats, a dropped one the stamp of its last message; noise leaves stamps fresh.
+    @Test func stampsFallBehindForStalledSensorsOnly() {
+        let faults = [FaultSpec(kind: .freeze, sensor: .scanner, from: 10, to: 20),
+                      FaultSpec(kind: .dropout, sensor: .camera, from: 30, to: 40),
+                      FaultSpec(kind: .noise, sensor: .odometry, from: 50, to: 60, sigma: 0.5)]
+        var w = World(scenario: emptyRoom(x: 0.5, faults: faults))
+        var frames: [ObservationFrame] = []
+        for _ in 0..<70 { frames.append(w.sense()); w.step(.forward(level: 1)) }
+        for f in frames {
+            let tick = Int(f.seq), s = f.stamps!
+            #expect(s.scanner == ((10..<20).contains(tick) ? frames[10].t : f.t), "tick \(tick)")
+            #expect(s.camera == ((30..<40).contains(tick) ? frames[29].t : f.t), "tick \(tick)")
+            #expect(s.odom == f.t, "tick \(tick)")
+        }
+    }
+
     @Test func faultsChangeFramesButAreNotFlagged() throws {
         let faults = [FaultSpec(kind: .dropout, sensor: .scanner, from: 10, to: 20),
                       FaultSpec(kind: .freeze, sensor: .odometry, from: 30, to: 60),
@@ -92,9 +109,9 @@ import Observation
         #expect(frames[92].detections.first!.bearing < 0 && frames[96].detections.first!.bearing > 0)
         let jump = zip(frames[100].ranges, frames[99].ranges).map { abs($0 - $1) }.max()!
         #expect(jump > 0.3)
-        // Frames carry no fault flag: the keys are the schema's, nothing more.
+        // Frames carry no fault flag: the keys are the schema's (with the optional stamps), nothing more.
         let obj = try #require(try JSONSerialization.jsonObject(with: frames[15].jsonData()) as? [String: Any])
-        #expect(obj.count == 10)
+        #expect(obj.count == 11 && obj["stamps"] != nil)
     }
 
     @Test func moversShuttleAndBackOffFromTheRobot() {

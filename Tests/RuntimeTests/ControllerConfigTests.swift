@@ -43,11 +43,12 @@ import Cognition
     }
 
     @Test func calibrationAndChecksAreRead() throws {
-        let c = try parse(#"{"calibration":{"weights":{"logit_probability":1.5,"entropy":-0.25},"bias":-0.5,"fitted_on":"test"},"debounce_ticks":2,"max_exit_disagreement":0.4,"sensor_checks":{"enabled":false,"scanner_jump_m":0.2,"odometry_turn_error_radps":0.3}}"#)
+        let c = try parse(#"{"calibration":{"weights":{"logit_probability":1.5,"entropy":-0.25},"bias":-0.5,"fitted_on":"test"},"debounce_ticks":2,"max_exit_disagreement":0.4,"sensor_checks":{"enabled":false,"scanner_jump_m":0.2,"odometry_turn_error_radps":0.3,"max_stamp_age_ms":120}}"#)
         let t = c.thresholds
         #expect(t.calibration.weights[0] == 1.5 && t.calibration.weights[1] == -0.25 && t.calibration.bias == -0.5)
         #expect(t.debounceTicks == 2 && t.maxExitDisagreement == 0.4)
         #expect(!t.sensorLimits.enabled && t.sensorLimits.scannerJump == 0.2 && t.sensorLimits.odometryTurnError == 0.3)
+        #expect(abs(t.sensorLimits.maxStampAge - 0.12) < 1e-6)
         #expect(try parse("{}").thresholds.calibration == .identity)
     }
 

@@ -48,6 +48,9 @@ func bitIdentical(_ a: ObservationFrame, _ b: ObservationFrame) -> Bool {
         && a.bump == b.bump && a.battery.bitPattern == b.battery.bitPattern
         && a.route?.bearing.bitPattern == b.route?.bearing.bitPattern
         && a.route?.distance.bitPattern == b.route?.distance.bitPattern
+        && (a.stamps == nil) == (b.stamps == nil)
+        && [a.stamps?.scanner, a.stamps?.camera, a.stamps?.odom].map { $0?.bitPattern }
+            == [b.stamps?.scanner, b.stamps?.camera, b.stamps?.odom].map { $0?.bitPattern }
 }
 
 /// Strings of at most 15 UTF-8 bytes, with characters that need escaping and multi-byte ones.
@@ -90,7 +93,10 @@ func randomFrame(_ rng: inout TestRNG) -> ObservationFrame {
                        v: randomFloat(&rng), w: randomFloat(&rng)),
         bump: rng.next() & 1 == 1,
         battery: randomFloat(&rng),
-        route: rng.next() % 4 == 0 ? nil : Route(bearing: randomFloat(&rng), distance: randomFloat(&rng)))
+        route: rng.next() % 4 == 0 ? nil : Route(bearing: randomFloat(&rng), distance: randomFloat(&rng)),
+        stamps: rng.next() % 3 == 0 ? nil : SensorStamps(
+            scanner: rng.next() % 4 == 0 ? nil : randomDouble(&rng), camera: rng.next() % 4 == 0 ? nil : randomDouble(&rng),
+            odom: rng.next() % 4 == 0 ? nil : randomDouble(&rng)))
 }
 
 /// A plain valid frame as JSON text, for the hand-written cases.
@@ -256,6 +262,28 @@ func jsonDecoderCompatible(_ json: [UInt8]) -> Data {
         let frame = try parseFrame(cases[2]).get()
         #expect(frame.detections[0].colour == "éé😀" && frame.detections[0].kind == "a/b\\c\"d")
         #expect(frame.ranges[1].sign == .minus && frame.seq == .max)
+    }
+
+    /// `stamps` is optional: read when present (null fields stay nil), and a frame without it does
+    /// not keep the previous frame's stamps in the reused buffer.
+    @Test func stampsAreOptionalAndNotCarriedOver() throws {
+        let stamped = baseJSON.replacingOccurrences(of: "\"battery\":0.9}", with: "\"battery\":0.9,\"stamps\":{\"scanner\":1.48,\"camera\":null,\"odom\":1.5}}")
+        let parser = FrameParser()
+        var frame = ObservationFrame.preallocated()
+        for (json, expected) in [(stamped, SensorStamps(scanner: 1.48, camera: nil, odom: 1.5)), (baseJSON, nil),
+                                 (baseJSON.replacingOccurrences(of: "\"battery\":0.9}", with: "\"battery\":0.9,\"stamps\":null}"), nil)] {
+            let bytes = Array(json.utf8)
+            #expect(bytes.withUnsafeBytes { parser.parse($0, into: &frame) } == nil)
+            #expect(frame.stamps == expected, "\(json)")
+            #expect(try ObservationFrame.decode(json: Data(json.utf8)).stamps == expected)
+        }
+        let original = try ObservationFrame.decode(json: Data(stamped.utf8))
+        #expect(try ObservationFrame.decode(json: original.jsonData()) == original)
+        #expect(!String(decoding: try ObservationFrame.decode(json: Data(baseJSON.utf8)).jsonData(), as: UTF8.self).contains("stamps"))
+        guard case .failure(let e) = parseFrame(baseJSON.replacingOccurrences(of: "\"battery\":0.9}", with: "\"battery\":0.9,\"stamps\":{\"odom\":\"late\"}}")) else {
+            Issue.record("accepted a string stamp"); return
+        }
+        #expect(e.key.description == "stamps.odom", "\(e)")
     }
 
     /// Each error code, with the key and offset it must report.

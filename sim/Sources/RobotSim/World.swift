@@ -80,6 +80,8 @@ public struct World: Sendable {
     public private(set) var activeFaults: [Int] = []
     /// The last `sense()`'s frame before its faults were applied (what healthy sensors read).
     public private(set) var trueFrame: ObservationFrame?
+    /// The stamps of the last message each sensor's driver delivered (`ObservationFrame.stamps`).
+    private var lastStamps = SensorStamps()
     /// The navigation stack's global planner (nil only while `init` builds it).
     private var planner: RoutePlanner?
     /// The planner's route hint at the last `sense()`, before faults: what the navigation stack
@@ -231,10 +233,28 @@ public struct World: Sendable {
         frame.route = route
         trueFrame = frame
         activeFaults.removeAll(keepingCapacity: true)
+        // Every sensor delivers at 50 Hz; a dropped or frozen one stops delivering, so its stamp
+        // stays at its last message (the frozen reading is that message, repeated by fusion).
+        var stamps = SensorStamps(scanner: frame.t, camera: frame.t, odom: frame.t)
         for (i, f) in scenario.faults.enumerated() where isActive(f, index: i) {
             activeFaults.append(i)
             apply(f, index: i, to: &frame)
+            // Dropout: the last message's stamp; freeze: the stamp of the reading repeated.
+            let stale: Double
+            switch f.kind {
+            case .freeze: stale = frozen[i]?.t ?? frame.t
+            case .dropout: stale = 0
+            default: continue
+            }
+            switch f.sensor {
+            case .scanner?: stamps.scanner = f.kind == .dropout ? lastStamps.scanner ?? 0 : stale
+            case .camera?: stamps.camera = f.kind == .dropout ? lastStamps.camera ?? 0 : stale
+            case .odometry?: stamps.odom = f.kind == .dropout ? lastStamps.odom ?? 0 : stale
+            default: break
+            }
         }
+        lastStamps = stamps
+        frame.stamps = stamps
         if !activeFaults.isEmpty { faultTicks += 1 }
         return frame
     }
