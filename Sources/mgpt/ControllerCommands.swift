@@ -259,19 +259,29 @@ struct EvalControllerCommand: ParsableCommand {
     @Option(help: "Write the risk–coverage curve as PREFIX.svg and PREFIX.csv.") var plot: String?
     @Flag(help: "Skip the closed-loop part (offline figures only).") var offlineOnly = false
     @Option(help: "Write every offline decision (signals, expert, proposal, faults) as CSV to this file.") var dump: String?
+    @Option(help: "A second, independently trained model folder deciding beside the deployed one (measured only): adds the ensemble_disagreement signal (JS of the two verb distributions) to the AUROC lines and the dump.") var secondOpinion: String?
 
     func run() throws {
         let loop = try data.loop()
+        if let dir = secondOpinion {
+            do {
+                let url = URL(fileURLWithPath: dir)
+                let weights = try ModelFolder.load(url)
+                loop.secondOpinion = (Transformer(weights: weights), try Tokenizer(contentsOf: url.appendingPathComponent(ModelFolder.tokenizerFile)))
+            } catch {
+                throw failure("--second-opinion \(dir): \(error)", code: Exit.dataError)
+            }
+        }
         let t = loop.config.thresholds
         let nominal = try data.samples(loop, n: data.episodes, seed: seed, set: .nominal)
         let faulted = try data.samples(loop, n: data.faultEpisodes, seed: seed, set: .faulted)
         let hazard = try data.samples(loop, n: data.hazardEpisodes, seed: seed, set: .hazard)
         if let dump {
-            var csv = "set,tick,probability,entropy,grammar_mass,margin,head_disagreement,exit_disagreement,temporal_disagreement,confidence,sensor_flags,proposal,expert,wrong,gated,reason,faults\n"
+            var csv = "set,tick,probability,entropy,grammar_mass,margin,head_disagreement,exit_disagreement,temporal_disagreement,confidence,sensor_flags,proposal,expert,wrong,gated,reason,faults,ensemble_disagreement\n"
             for (set, rows) in [("nominal", nominal), ("faulted", faulted), ("hazard", hazard)] {
                 for x in rows {
                     let g = x.signals
-                    csv += "\(set),\(x.tick),\(g.probability),\(g.entropy),\(g.grammarMass),\(g.margin),\(g.headDisagreement),\(g.exitDisagreement),\(g.temporalDisagreement),\(g.confidence),\(g.sensors.flags),\(x.proposal),\(x.expert),\(x.wrong ? 1 : 0),\(x.decision.gated ? 1 : 0),\(x.decision.reason.name),\(x.faults.joined(separator: "+"))\n"
+                    csv += "\(set),\(x.tick),\(g.probability),\(g.entropy),\(g.grammarMass),\(g.margin),\(g.headDisagreement),\(g.exitDisagreement),\(g.temporalDisagreement),\(g.confidence),\(g.sensors.flags),\(x.proposal),\(x.expert),\(x.wrong ? 1 : 0),\(x.decision.gated ? 1 : 0),\(x.decision.reason.name),\(x.faults.joined(separator: "+")),\(secondOpinion == nil ? "" : "\(DecisionSignals.js(x.verbs, x.secondVerbs))")\n"
                 }
             }
             try csv.write(toFile: dump, atomically: true, encoding: .utf8)
@@ -284,6 +294,11 @@ struct EvalControllerCommand: ParsableCommand {
             let a = Calibration.auroc(clean.map { s.score($0.signals) }, wrong)
             au[s.name] = a
             print("signal=\(s.name) auroc=\(a.map { fmt($0, 3) } ?? "n/a") decisions=\(clean.count) errors=\(wrong.filter { $0 }.count)")
+        }
+        if secondOpinion != nil {
+            let a = Calibration.auroc(clean.map { Double(DecisionSignals.js($0.verbs, $0.secondVerbs)) }, wrong)
+            au["ensemble_disagreement"] = a
+            print("signal=ensemble_disagreement auroc=\(a.map { fmt($0, 3) } ?? "n/a") decisions=\(clean.count) errors=\(wrong.filter { $0 }.count)")
         }
         // Which verbs the errors confuse (expert → proposal), most frequent first.
         var confusion: [String: Int] = [:]

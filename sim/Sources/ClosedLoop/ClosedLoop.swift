@@ -22,6 +22,10 @@ public final class ClosedLoop {
     /// True: a gated decision executes the fallback, as mgptd's subscribers would. False: the
     /// proposal is executed whatever the controller says (the controller still runs and reports).
     public var gate: Bool
+    /// A second, independently trained model that decides every frame beside the deployed one
+    /// (its own `DecisionCore`, same config): the ensemble signal of `Sample.secondVerbs`. Measured
+    /// only; the deployed decision never depends on it. Nil: off.
+    public var secondOpinion: (model: Transformer, tokenizer: Tokenizer)?
 
     /// One decision of an episode: the signals, the controller's verdict, the expert's label and
     /// what the simulator alone knows (faults active, true clearance ahead).
@@ -41,6 +45,10 @@ public final class ClosedLoop {
         public var faultVisible: Bool
         /// Metres to the nearest obstacle within ±30° of the heading, without sensor noise.
         public var trueFrontClearance: Double
+        /// The deployed model's verb distribution (`IntentProposal.verbs`).
+        public var verbs: SIMD8<Float> = .zero
+        /// The second opinion's verb distribution at this frame (zero when `secondOpinion` is off).
+        public var secondVerbs: SIMD8<Float> = .zero
         /// The proposal's verb differs from the expert's.
         public var wrong: Bool { proposal.kind != expert.kind }
         /// The executed intent drove forward with an obstacle closer than `unsafeClearance` ahead.
@@ -105,6 +113,9 @@ public final class ClosedLoop {
         robot.instruction = world.instruction
         // The core only throws for contexts too small for the instruction: the sim's are short.
         let core = try! DecisionCore(config: robot, model: model, tokenizer: tokenizer, startedAt: 0)
+        var secondConfig = robot
+        secondConfig.overrunPolicy = "count"   // the second model may have no early-exit head; no overruns here anyway
+        let second = secondOpinion.map { try! DecisionCore(config: secondConfig, model: $0.model, tokenizer: $0.tokenizer, startedAt: 0) }
         let encoder = ObservationEncoder()
         var tokens = [Int](), trueTokens = [Int]()
         var intent = Intent.stop
@@ -119,6 +130,11 @@ public final class ClosedLoop {
                 let json = (try? frame.jsonData()) ?? Data()
                 json.withUnsafeBytes { _ = core.observe($0, truncated: false, receivedAt: now) }
                 let r = core.tick(now: now)
+                var secondVerbs = SIMD8<Float>.zero
+                if let second {
+                    json.withUnsafeBytes { _ = second.observe($0, truncated: false, receivedAt: now) }
+                    secondVerbs = second.tick(now: now).proposal.verbs
+                }
                 let proposal = Intent(index: r.proposal.index) ?? .stop
                 // What the deployed daemon's subscriber executes: the decision (or, ungated, the proposal).
                 let modelIntent = gate ? r.decision.intent : proposal
@@ -140,7 +156,7 @@ public final class ClosedLoop {
                     }
                     out.samples.append(Sample(tick: world.tick, signals: r.signals, proposal: proposal, decision: r.decision,
                                               expert: expertIntent, executed: intent, faults: faults, faultVisible: visible,
-                                              trueFrontClearance: clearance))
+                                              trueFrontClearance: clearance, verbs: r.proposal.verbs, secondVerbs: secondVerbs))
                 }
                 if intent == .done {
                     out.record.result.saidDone = true
