@@ -277,11 +277,11 @@ struct EvalControllerCommand: ParsableCommand {
         let faulted = try data.samples(loop, n: data.faultEpisodes, seed: seed, set: .faulted)
         let hazard = try data.samples(loop, n: data.hazardEpisodes, seed: seed, set: .hazard)
         if let dump {
-            var csv = "set,tick,probability,entropy,grammar_mass,margin,head_disagreement,exit_disagreement,temporal_disagreement,confidence,sensor_flags,proposal,expert,wrong,gated,reason,faults,ensemble_disagreement\n"
+            var csv = "set,tick,probability,entropy,grammar_mass,margin,head_disagreement,exit_disagreement,temporal_disagreement,confidence,sensor_flags,proposal,expert,wrong,gated,reason,faults,wrong_tolerant,ensemble_disagreement\n"
             for (set, rows) in [("nominal", nominal), ("faulted", faulted), ("hazard", hazard)] {
                 for x in rows {
                     let g = x.signals
-                    csv += "\(set),\(x.tick),\(g.probability),\(g.entropy),\(g.grammarMass),\(g.margin),\(g.headDisagreement),\(g.exitDisagreement),\(g.temporalDisagreement),\(g.confidence),\(g.sensors.flags),\(x.proposal),\(x.expert),\(x.wrong ? 1 : 0),\(x.decision.gated ? 1 : 0),\(x.decision.reason.name),\(x.faults.joined(separator: "+")),\(secondOpinion == nil ? "" : "\(DecisionSignals.js(x.verbs, x.secondVerbs))")\n"
+                    csv += "\(set),\(x.tick),\(g.probability),\(g.entropy),\(g.grammarMass),\(g.margin),\(g.headDisagreement),\(g.exitDisagreement),\(g.temporalDisagreement),\(g.confidence),\(g.sensors.flags),\(x.proposal),\(x.expert),\(x.wrong ? 1 : 0),\(x.decision.gated ? 1 : 0),\(x.decision.reason.name),\(x.faults.joined(separator: "+")),\(x.wrongTolerant ? 1 : 0),\(secondOpinion == nil ? "" : "\(DecisionSignals.js(x.verbs, x.secondVerbs))")\n"
                 }
             }
             try csv.write(toFile: dump, atomically: true, encoding: .utf8)
@@ -342,7 +342,20 @@ struct EvalControllerCommand: ParsableCommand {
         for c in [0.8, 0.9, 0.95] {   // selective error at fixed coverages
             if let p = curve.first(where: { $0.coverage >= c }) { print("risk_at_coverage coverage=\(fmt(p.coverage, 3)) error=\(fmt(p.risk, 4)) threshold=\(fmt(p.threshold, 4))") }
         }
-        var line = "auroc_probability=\(f3(au["probability"])) auroc_entropy=\(f3(au["entropy"])) auroc_margin=\(f3(au["margin"])) auroc_grammar_mass=\(f3(au["grammar_mass"])) auroc_head_disagreement=\(f3(au["head_disagreement"])) auroc_exit_disagreement=\(f3(au["exit_disagreement"])) auroc_temporal_disagreement=\(f3(au["temporal_disagreement"])) auroc_confidence=\(f3(au["confidence"])) aurc=\(fmt(aurc, 4)) ece=\(fmt(ece, 4)) coverage=\(fmt(coverage, 3)) selective_error=\(fmt(selErr, 4)) nominal_gated_rate=\(fmt(nominalGated, 4)) fault_gated_rate=\(fmt(faultGated, 3)) fault_decisions=\(faultDecisions.count) fault_visible_gated_rate=\(fmt(gatedRate(visibleFaults), 3)) fault_visible_decisions=\(visibleFaults.count) hazard_fault_gated_rate=\(fmt(gatedRate(hazardDecisions), 3)) hazard_fault_decisions=\(hazardDecisions.count) sensor_false_alarm_rate=\(fmt(falseAlarm, 4)) decisions=\(nominal.count)"
+        // The same against the tolerant label: threshold calls of the expert (either verb as good)
+        // are not errors.
+        let wrongTolerant = clean.map(\.wrongTolerant)
+        let (tolerantCurve, tolerantAurc) = Calibration.riskCoverage(conf, wrongTolerant)
+        var tolerantRisk90 = Double.nan
+        for c in [0.8, 0.9, 0.95] {
+            if let p = tolerantCurve.first(where: { $0.coverage >= c }) {
+                if c == 0.9 { tolerantRisk90 = p.risk }
+                print("tolerant_risk_at_coverage coverage=\(fmt(p.coverage, 3)) error=\(fmt(p.risk, 4)) threshold=\(fmt(p.threshold, 4))")
+            }
+        }
+        let ambiguous = clean.filter { $0.expertAlternatives.count > 1 }.count
+        print("tolerant_label decisions=\(clean.count) threshold_calls=\(ambiguous) errors=\(wrong.filter { $0 }.count) tolerant_errors=\(wrongTolerant.filter { $0 }.count) auroc_entropy=\(f3(Calibration.auroc(clean.map { Double($0.signals.entropy) }, wrongTolerant))) auroc_confidence=\(f3(Calibration.auroc(clean.map { 1 - Double($0.signals.confidence) }, wrongTolerant))) aurc=\(fmt(tolerantAurc, 4))")
+        var line = "auroc_probability=\(f3(au["probability"])) auroc_entropy=\(f3(au["entropy"])) auroc_margin=\(f3(au["margin"])) auroc_grammar_mass=\(f3(au["grammar_mass"])) auroc_head_disagreement=\(f3(au["head_disagreement"])) auroc_exit_disagreement=\(f3(au["exit_disagreement"])) auroc_temporal_disagreement=\(f3(au["temporal_disagreement"])) auroc_confidence=\(f3(au["confidence"])) aurc=\(fmt(aurc, 4)) tolerant_error_rate=\(fmt(Double(wrongTolerant.filter { $0 }.count) / Double(max(clean.count, 1)), 4)) tolerant_risk_at_90=\(fmt(tolerantRisk90, 4)) ece=\(fmt(ece, 4)) coverage=\(fmt(coverage, 3)) selective_error=\(fmt(selErr, 4)) nominal_gated_rate=\(fmt(nominalGated, 4)) fault_gated_rate=\(fmt(faultGated, 3)) fault_decisions=\(faultDecisions.count) fault_visible_gated_rate=\(fmt(gatedRate(visibleFaults), 3)) fault_visible_decisions=\(visibleFaults.count) hazard_fault_gated_rate=\(fmt(gatedRate(hazardDecisions), 3)) hazard_fault_decisions=\(hazardDecisions.count) sensor_false_alarm_rate=\(fmt(falseAlarm, 4)) decisions=\(nominal.count)"
         if !offlineOnly {
             let sets: [(ControllerDataOptions.EpisodeSet, Int)] = [(.nominal, data.episodes), (.faulted, data.faultEpisodes), (.hazard, data.hazardEpisodes)]
             for (set, n) in sets where n > 0 {

@@ -27,4 +27,49 @@ import Observation
         let faulty = Episode.runExpert(try shipped("faults_dropout"), record: false).result
         #expect(faulty.faultTicks > 0)
     }
+
+    /// `alternatives` probes copies: the expert's own decisions are unchanged by it, a zero nudge
+    /// is the plain decision, and a drive through a cluttered room has some threshold calls (more
+    /// than one verb within the probes) but far from only those.
+    @Test func alternativesFindThresholdCallsWithoutChangingTheExpert() throws {
+        let scenario = try shipped("cluttered")
+        var world = World(scenario: scenario)
+        var expert = ExpertPolicy(world: world)
+        var intent = Intent.stop
+        var decisions = 0, calls = 0
+        var probed: [Intent] = []
+        for _ in 0..<1500 {
+            _ = world.sense()
+            if world.tick % scenario.decisionEvery == 0 {
+                let alternatives = expert.alternatives(world)
+                var copy = expert
+                let plain = copy.decide(world, nudge: .none)
+                intent = expert.decide(world)
+                probed.append(intent)
+                #expect(plain == intent)
+                #expect(!alternatives.isEmpty)
+                decisions += 1
+                if alternatives.count > 1 { calls += 1 }
+                if intent == .done { break }
+            }
+            world.step(intent)
+        }
+        #expect(world.atGoal)
+        #expect(calls > 0 && calls * 2 < decisions, "\(calls) threshold calls in \(decisions) decisions")
+        // The same drive without the probes decides the same, decision for decision.
+        var w2 = World(scenario: scenario)
+        var e2 = ExpertPolicy(world: w2)
+        var plainRun: [Intent] = []
+        intent = .stop
+        for _ in 0..<1500 {
+            _ = w2.sense()
+            if w2.tick % scenario.decisionEvery == 0 {
+                intent = e2.decide(w2)
+                plainRun.append(intent)
+                if intent == .done { break }
+            }
+            w2.step(intent)
+        }
+        #expect(plainRun == probed)
+    }
 }

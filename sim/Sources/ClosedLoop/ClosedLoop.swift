@@ -49,8 +49,15 @@ public final class ClosedLoop {
         public var verbs: SIMD8<Float> = .zero
         /// The second opinion's verb distribution at this frame (zero when `secondOpinion` is off).
         public var secondVerbs: SIMD8<Float> = .zero
+        /// The verbs the expert would also have chosen had one of its inputs been off by a few
+        /// times the sensor noise (`ExpertPolicy.alternatives`; more than one: a threshold call).
+        public var expertAlternatives: Set<Intent.Kind> = []
         /// The proposal's verb differs from the expert's.
         public var wrong: Bool { proposal.kind != expert.kind }
+        /// Wrong even against a tolerant label: the proposal is neither the expert's verb nor one
+        /// it would have chosen a few noise-widths away (an error no observation could have avoided
+        /// is not counted).
+        public var wrongTolerant: Bool { wrong && !expertAlternatives.contains(proposal.kind) }
         /// The executed intent drove forward with an obstacle closer than `unsafeClearance` ahead.
         public var unsafe: Bool { executed.kind == .forward && trueFrontClearance < ClosedLoop.unsafeClearance }
     }
@@ -126,6 +133,7 @@ public final class ClosedLoop {
             if world.tick % scenario.decisionEvery == 0 {
                 let tampered = tamper?(&frame, world.tick) ?? false
                 let now = UInt64(world.tick) * tickNanos + 1
+                let alternatives = keepSamples ? expert.alternatives(world) : []
                 let expertIntent = expert.decide(world)
                 let json = (try? frame.jsonData()) ?? Data()
                 json.withUnsafeBytes { _ = core.observe($0, truncated: false, receivedAt: now) }
@@ -156,7 +164,8 @@ public final class ClosedLoop {
                     }
                     out.samples.append(Sample(tick: world.tick, signals: r.signals, proposal: proposal, decision: r.decision,
                                               expert: expertIntent, executed: intent, faults: faults, faultVisible: visible,
-                                              trueFrontClearance: clearance, verbs: r.proposal.verbs, secondVerbs: secondVerbs))
+                                              trueFrontClearance: clearance, verbs: r.proposal.verbs, secondVerbs: secondVerbs,
+                                              expertAlternatives: alternatives))
                 }
                 if intent == .done {
                     out.record.result.saidDone = true

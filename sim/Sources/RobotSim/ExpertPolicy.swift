@@ -36,11 +36,48 @@ public struct ExpertPolicy: Sendable {
         grid = world.grid
     }
 
+    /// Offsets to the continuous quantities the expert's verb depends on: a probe of how close
+    /// to one of its thresholds a decision was (`alternatives`). `.none` = the expert itself.
+    public struct Nudge: Sendable, Equatable {
+        /// Added to the route bearing (rad).
+        public var bearing = 0.0
+        /// Added to the grid clearance that decides "tight" (m).
+        public var clearance = 0.0
+        /// Added to the look-ahead of the "about to touch" check (m).
+        public var ahead = 0.0
+        /// Added to the distance to the target and the movers' distance ahead (m).
+        public var distance = 0.0
+        /// No offset.
+        public static let none = Nudge()
+        /// The probes of `alternatives`: the route bearing by ± 0.01 rad (the camera's and
+        /// odometry's noise: the bearing tokens' edges are the expert's own thresholds, so only a
+        /// hair's width counts), the map clearance that makes a spot "tight" by ± 0.05 m (the model
+        /// never sees the map: the scanner sees it with 1 cm of noise per beam, the tokens bin it
+        /// far coarser), the contact look-ahead and the distances by ± 0.03 m (3 × the scanner noise).
+        public static let probes: [Nudge] = [
+            Nudge(bearing: 0.01), Nudge(bearing: -0.01), Nudge(clearance: 0.05), Nudge(clearance: -0.05),
+            Nudge(ahead: 0.03), Nudge(ahead: -0.03), Nudge(distance: 0.03), Nudge(distance: -0.03),
+        ]
+    }
+
+    /// The verbs the expert would have chosen in this state had one of its inputs been off by a
+    /// few times the sensors' noise (`Nudge.probes`): more than one means the decision sat on a
+    /// threshold, where either verb is as good and no observation can tell them apart. Does not
+    /// change the expert's state; call before `decide`.
+    public func alternatives(_ world: World) -> Set<Intent.Kind> {
+        var kinds: Set<Intent.Kind> = []
+        for n in Nudge.probes {
+            var probe = self
+            kinds.insert(probe.decide(world, nudge: n).kind)
+        }
+        return kinds
+    }
+
     /// The intent the expert takes in `world`'s current (true) state; `world.sense()` must have
-    /// run this tick (it updates the route).
-    public mutating func decide(_ world: World) -> Intent {
+    /// run this tick (it updates the route). `nudge` offsets its inputs (`alternatives`).
+    public mutating func decide(_ world: World, nudge: Nudge = .none) -> Intent {
         let moving = abs(world.speed) > 0.02 || abs(world.turnRate) > 0.05
-        if world.distanceToTarget <= Self.stopDistance {
+        if world.distanceToTarget + nudge.distance <= Self.stopDistance {
             return moving ? .stop : .done
         }
         if backupLeft > 0 { backupLeft -= 1; return .backup }
@@ -51,13 +88,13 @@ public struct ExpertPolicy: Sendable {
             let rel = world.target.position - world.position
             return turnTowards(bearing: wrapAngle(atan2(rel.y, rel.x) - world.heading), else: .stop)
         }
-        let e = Double(route.bearing)
+        let e = Double(route.bearing) + nudge.bearing
         // In tight spots, align more precisely before driving.
         let (ci, cj) = grid.cell(of: world.position)
-        let tight = grid.clearance[cj * grid.nx + ci] < Self.tightClearance
+        let tight = Double(grid.clearance[cj * grid.nx + ci]) + nudge.clearance < Double(Self.tightClearance)
         if abs(e) > (tight ? Self.tightTurnThreshold : Self.turnThreshold) { return turnTowards(bearing: e, else: .stop) }
         // About to touch something if we drive on: align exactly, or back off if aligned.
-        if world.collides(world.position + Vec2.unit(world.heading) * 0.12, radius: RobotParams.radius + 0.01) {
+        if world.collides(world.position + Vec2.unit(world.heading) * (0.12 + nudge.ahead), radius: RobotParams.radius + 0.01) {
             return abs(e) > 0.04 ? (e > 0 ? .turnLeft(level: 0) : .turnRight(level: 0)) : .backup
         }
 
@@ -69,7 +106,7 @@ public struct ExpertPolicy: Sendable {
                 let rel = m.position - world.position
                 let along = rel.x * fwd.x + rel.y * fwd.y
                 let across = abs(rel.x * fwd.y - rel.y * fwd.x)
-                if along > 0 && along - m.radius < 0.75 && across < m.radius + RobotParams.radius + 0.1 {
+                if along > 0 && along + nudge.distance - m.radius < 0.75 && across < m.radius + RobotParams.radius + 0.1 {
                     waited += 1
                     return .stop
                 }
