@@ -18,6 +18,7 @@
 #include "mgk_target.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include "mgk_simd512.h"
 #endif
 
 long mgk_panel_f32_count(int rows, int cols) { return (long)((rows + 15) / 16) * 16 * cols; }
@@ -527,24 +528,6 @@ T_AVX512 static void matmul_avx512(float *out, int ldo, const float *wp, const f
     }
 }
 
-// e^x for 16 lanes: x = n·ln2 + r, degree-6 Taylor polynomial for e^r, 2^n in the exponent bits
-// (Cephes-style; the same constants as exp16 in Kernels.swift).
-T_AVX512 static inline __m512 exp512(__m512 v) {
-    const __m512 x = _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.7f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    // Explicit FMAs (the -ffp-contract=off build flag does not apply to intrinsics).
-    const __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.4286068e-6f), _mm512_fnmadd_ps(n, _mm512_set1_ps(0.69314575f), x));
-    __m512 p = _mm512_set1_ps(1.0f / 720);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
-}
-
 T_AVX512 static void exp_avx512(float *out, const float *x, int n) {
     int i = 0;
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, exp512(_mm512_loadu_ps(x + i)));
@@ -554,30 +537,7 @@ T_AVX512 static void exp_avx512(float *out, const float *x, int n) {
     }
 }
 
-T_AVX512 static void softmax_avx512(float *x, int n) {
-    if (n <= 0) return;
-    __m512 mv = _mm512_set1_ps(-INFINITY);
-    int i = 0;
-    for (; i + 16 <= n; i += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(x + i));
-    float m = _mm512_reduce_max_ps(mv);
-    for (int j = i; j < n; j++) if (x[j] > m) m = x[j];
-    const __m512 mb = _mm512_set1_ps(m);
-    __m512 acc = _mm512_setzero_ps();
-    for (i = 0; i + 16 <= n; i += 16) {
-        const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), mb));
-        _mm512_storeu_ps(x + i, e);
-        acc = _mm512_add_ps(acc, e);
-    }
-    if (i < n) {
-        const __mmask16 k = (__mmask16)((1u << (n - i)) - 1);
-        const __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), mb));
-        _mm512_mask_storeu_ps(x + i, k, e);
-        acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(k, e));
-    }
-    const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(acc));
-    for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
-    for (; i < n; i++) x[i] *= _mm512_cvtss_f32(inv);
-}
+T_AVX512 static void softmax_avx512(float *x, int n) { softmax_rows512(&x, &n, 1); }
 
 T_AVX512 static void swiglu_avx512(float *g, const float *u, int n) {
     int i = 0;
@@ -772,6 +732,30 @@ T_AVX512 static void attention_block_avx512(float *out, int ldo, float *p, int p
 
 // RMSNorm: the 16 fused lanes are one zmm (the same per-lane operation as fmaf); the products as
 // rmsnorm_finish, which the compiler vectorises for AVX-512 here.
+// rmsnorm_avx512 on T rows in two phases, 16 rows at a time: every row's sum of squares (a chain of
+// fused lanes, then 16 dependent adds), then every row's scale and products. Each row does exactly
+// rmsnorm_avx512's operations; the phases only let the rows' latency chains overlap.
+T_AVX512 static void rmsnorm_rows_avx512(float *out, int ldo, const float *x, int ldx, const float *weight, int T, int n, float eps) {
+    for (int t0 = 0; t0 < T; t0 += 16) {
+        const int nt = T - t0 < 16 ? T - t0 : 16;
+        float sr[16];
+        for (int j = 0; j < nt; j++) {
+            const float *xr = x + (size_t)(t0 + j) * ldx;
+            __m512 a = _mm512_setzero_ps();
+            int i = 0;
+            for (; i + 16 <= n; i += 16) { const __m512 v = _mm512_loadu_ps(xr + i); a = _mm512_fmadd_ps(v, v, a); }
+            float lane[16];
+            _mm512_storeu_ps(lane, a);
+            float s = -0.0f;
+            for (int l = 0; l < 16; l++) s += lane[l];
+            for (; i < n; i++) s += xr[i] * xr[i];
+            sr[j] = s;
+        }
+        for (int j = 0; j < nt; j++)
+            rmsnorm_finish(out + (size_t)(t0 + j) * ldo, x + (size_t)(t0 + j) * ldx, weight, n, eps, sr[j]);
+    }
+}
+
 T_AVX512 static void rmsnorm_avx512(float *out, const float *x, const float *weight, int n, float eps) {
     __m512 a = _mm512_setzero_ps();
     int i = 0;
@@ -833,3 +817,10 @@ void mgk_softmax_f32(float *x, int n) { fp32()->softmax(x, n); }
 void mgk_swiglu_f32(float *g, const float *u, int n) { fp32()->swiglu(g, u, n); }
 void mgk_exp_f32(float *out, const float *x, int n) { fp32()->exp(out, x, n); }
 void mgk_rmsnorm_f32(float *out, const float *x, const float *weight, int n, float eps) { fp32()->rmsnorm(out, x, weight, n, eps); }
+void mgk_rmsnorm_rows_f32(float *out, int ldo, const float *x, int ldx, const float *weight, int T, int n, float eps) {
+    const mgk_fp32_kernels *k = fp32();
+#if defined(__x86_64__)
+    if (k == &fp32_avx512) { rmsnorm_rows_avx512(out, ldo, x, ldx, weight, T, n, eps); return; }
+#endif
+    for (int t = 0; t < T; t++) k->rmsnorm(out + (size_t)t * ldo, x + (size_t)t * ldx, weight, n, eps);
+}

@@ -94,6 +94,43 @@ T_AVX2 static float quantize_avx2(uint8_t *xu, const float *x, int n, int npad) 
     return amax / 127.0f;
 }
 
+// quantize_avx512 on T rows in two phases, 16 rows at a time (every row's max |x|, then every
+// row's bytes): each row does exactly quantize_avx512's operations, the rows' reduction and
+// division latencies overlap.
+T_AVX512 static void quantize_rows_avx512(uint8_t *xu, float *xs, const float *x, int ldx, int T, int n, int npad) {
+    for (int t0 = 0; t0 < T; t0 += 16) {
+        const int nt = T - t0 < 16 ? T - t0 : 16;
+        float am[16];
+        for (int j = 0; j < nt; j++) {
+            const float *xr = x + (size_t)(t0 + j) * ldx;
+            __m512 mv = _mm512_setzero_ps();
+            int i = 0;
+            for (; i + 16 <= n; i += 16) mv = _mm512_max_ps(mv, _mm512_abs_ps(_mm512_loadu_ps(xr + i)));
+            float amax = _mm512_reduce_max_ps(mv);
+            for (; i < n; i++) { const float a = fabsf(xr[i]); if (a > amax) amax = a; }
+            am[j] = amax;
+        }
+        for (int j = 0; j < nt; j++) {
+            const float *xr = x + (size_t)(t0 + j) * ldx;
+            uint8_t *ur = xu + (size_t)(t0 + j) * npad;
+            const float amax = am[j];
+            if (!(amax > 0) || !isfinite(amax)) { memset(ur, 128, (size_t)npad); xs[t0 + j] = 0; continue; }
+            const float inv = 127.0f / amax;
+            const __m512 vi = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+            int i = 0;
+            for (; i + 16 <= n; i += 16) {
+                __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(xr + i), vi), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+                const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(v), _mm512_set1_epi32(128));
+                _mm_storeu_si128((__m128i *)(ur + i), _mm512_cvtepi32_epi8(q));
+            }
+            quantize_scalar(ur, xr, i, n, inv);
+            for (i = n; i < npad; i++) ur[i] = 128;
+            xs[t0 + j] = amax / 127.0f;
+        }
+    }
+}
+
 T_AVX512 static float quantize_avx512(uint8_t *xu, const float *x, int n, int npad) {
     __m512 mv = _mm512_setzero_ps();
     int i = 0;
@@ -191,21 +228,16 @@ epilogue(float *out, const int32_t *acc, const float *wscale, float xscale, int 
         }                                                                                                         \
     }
 
-// Portable: the reference loops over TT tokens per weight byte (integer sums: order is irrelevant).
-static inline __attribute__((always_inline)) void
-tile_portable(int32_t *acc, const int8_t *p, const int32_t *bias, const uint8_t *xu, int cols4, int k4, const int TT) {
-    (void)bias;
-    int32_t a[4][16];
-    memset(a, 0, sizeof a);
-    for (int k = 0; k < k4; k++)
-        for (int i = 0; i < 16; i++)
-            for (int j = 0; j < 4; j++) {
-                const int32_t w = p[(k * 16 + i) * 4 + j];
-                for (int t = 0; t < TT; t++) a[t][i] += w * ((int32_t)xu[(size_t)t * cols4 + 4 * k + j] - 128);
-            }
-    for (int t = 0; t < TT; t++) memcpy(acc + 16 * t, a[t], sizeof a[t]);
+// Portable and AVX-512BW (no VNNI): the GEMM is T matvecs. Measured on the phase-15 shapes (12
+// tokens), their 4-token tiles were slower than the decode kernels (portable 2.67 vs 2.05 ms, AVX-512BW
+// 108 vs 89 µs): the portable tile's token loop does not vectorise at the SSE2 baseline, and the
+// masked sign trick's per-token operations cannot be shared between tokens, so a tile only adds
+// register pressure. (The batched prefill still saves the head products and the last layer's rows.)
+static void matmul_i8_by_matvec(float *out, int ldo, const int8_t *wp, const float *wscale, const int32_t *bias,
+                                const uint8_t *xu, const float *xscale, int T, int rows, int cols4, int accumulate, int path) {
+    for (int t = 0; t < T; t++)
+        mgk_matvec_i8(out + (size_t)t * ldo, wp, wscale, bias, xu + (size_t)t * cols4, xscale[t], rows, cols4, accumulate, path);
 }
-MATMUL_TILED(matmul_i8_portable, , tile_portable, 4)
 
 // ---- x86 ---------------------------------------------------------------------------------------
 #if defined(__x86_64__)
@@ -412,24 +444,6 @@ T_AVX512 static void acc_avx512(int32_t *acc, const int8_t *wp, const int32_t *b
     for (; b < b1; b++) dot_avx512(acc + 16 * (b - b0), wp + b * ps, ps, xu, k4, 1);
 }
 
-// Batched prefill on AVX-512BW: one panel register against TT ≤ 4 tokens (the masked sign per token).
-T_AVX512 static inline __attribute__((always_inline)) void
-tile_avx512(int32_t *acc, const int8_t *p, const int32_t *bias, const uint8_t *xu, int cols4, int k4, const int TT) {
-    (void)bias;
-    const __m512i flip = _mm512_set1_epi8((char)0x80), ones = _mm512_set1_epi16(1), zero = _mm512_setzero_si512();
-    __m512i a[4];
-    for (int t = 0; t < TT; t++) a[t] = zero;
-    for (int k = 0; k < k4; k++) {
-        const __m512i q = _mm512_loadu_si512(p + (size_t)k * 64);
-        for (int t = 0; t < TT; t++) {
-            const __m512i xs = _mm512_xor_si512(_mm512_set1_epi32(x4_at(xu + (size_t)t * cols4, k)), flip);
-            const __m512i w = _mm512_mask_sub_epi8(q, _mm512_movepi8_mask(xs), zero, q);
-            a[t] = _mm512_add_epi32(a[t], _mm512_madd_epi16(_mm512_maddubs_epi16(_mm512_abs_epi8(xs), w), ones));
-        }
-    }
-    for (int t = 0; t < TT; t++) _mm512_storeu_si512(acc + 16 * t, a[t]);
-}
-MATMUL_TILED(matmul_i8_avx512, T_AVX512, tile_avx512, 4)
 
 // AVX-VNNI (Alder Lake, Zen 5): vpdpbusd on ymm (_mm256_dpbusd_avx_epi32, the VEX encoding).
 // vpdpbusd adds four u8 × s8 products straight into int32 without saturation (the vpdpbusds
@@ -565,43 +579,78 @@ T_VNNI512 static void matvec_vnni(float *out, const int8_t *wp, const float *wsc
     }
 }
 
-// One panel against TT tokens: the panel's 64-byte groups are loaded once per tile.
+// Batched prefill on AVX-512 VNNI: NP ≤ 4 panels (64 rows) against a tile of TT ≤ 6 tokens, all
+// NP·TT ≤ 24 accumulators in registers (+ 4 weight registers): each 64-byte column group is loaded
+// once per tile and each token's 4 activation bytes are broadcast once for all NP panels, so a
+// column group costs NP + TT loads for NP·TT vpdpbusd, and 24 independent chains keep both
+// 512-bit pipes busy (the former one-panel tiles of 8 + 4 tokens issued a load per vpdpbusd and
+// left the 4-token tile latency-bound). The int32 sums are exact in any order and the epilogue is
+// matvec_vnni's, so the result equals T calls of mgk_matvec_i8 bit for bit.
 T_VNNI512 static inline __attribute__((always_inline)) void
-matmul_vnni_tile(float *out, int ldo, const int8_t *p, const float *wscale, const int32_t *bias,
-                 const uint8_t *xu, const float *xscale, int cols4, int n, int TT, int accumulate) {
+matmul_vnni_tile(float *out, int ldo, const int8_t *p, size_t ps, const float *wscale, const int32_t *bias,
+                 const uint8_t *xu, const float *xscale, int cols4, int n, const int NP, const int TT, int accumulate) {
     const int k4 = cols4 / 4;
-    __m512i acc[8];
-    for (int t = 0; t < TT; t++) acc[t] = _mm512_setzero_si512();
+    __m512i acc[4][6];
+    for (int j = 0; j < NP; j++)
+        for (int t = 0; t < TT; t++) acc[j][t] = _mm512_setzero_si512();
     for (int k = 0; k < k4; k++) {
-        const __m512i w = _mm512_loadu_si512(p + (size_t)k * 64);
-        for (int t = 0; t < TT; t++) acc[t] = _mm512_dpbusd_epi32(acc[t], xbcast(xu + (size_t)t * cols4, k), w);
+        __m512i w[4];
+        for (int j = 0; j < NP; j++) w[j] = _mm512_loadu_si512(p + j * ps + (size_t)k * 64);
+        for (int t = 0; t < TT; t++) {
+            const __m512i x = xbcast(xu + (size_t)t * cols4, k);
+            for (int j = 0; j < NP; j++) acc[j][t] = _mm512_dpbusd_epi32(acc[j][t], x, w[j]);
+        }
     }
-    const __mmask16 m = n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
-    const __m512i bv = _mm512_loadu_si512(bias);
-    const __m512 ws = _mm512_maskz_loadu_ps(m, wscale);
-    for (int t = 0; t < TT; t++) {
-        __m512 y = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[t], bv)), ws), _mm512_set1_ps(xscale[t]));
-        float *o = out + (size_t)t * ldo;
-        if (accumulate) y = _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), y);
-        _mm512_mask_storeu_ps(o, m, y);
+    for (int j = 0; j < NP; j++) {
+        const int nj = n - 16 * j;
+        if (nj <= 0) break;
+        const __mmask16 m = nj >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << nj) - 1);
+        const __m512i bv = _mm512_loadu_si512(bias + 16 * j);
+        const __m512 ws = _mm512_maskz_loadu_ps(m, wscale + 16 * j);
+        for (int t = 0; t < TT; t++) {
+            __m512 y = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(acc[j][t], bv)), ws), _mm512_set1_ps(xscale[t]));
+            float *o = out + (size_t)t * ldo + 16 * j;
+            if (accumulate) y = _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), y);
+            _mm512_mask_storeu_ps(o, m, y);
+        }
     }
 }
+
+#define VNNI_TILE_CASE(NP, TT)                                                                                        \
+    case TT: matmul_vnni_tile(o, ldo, p, ps, ws, bs, x, xsc, cols4, n, NP, TT, accumulate); break;
+#define VNNI_TILE_SWITCH(NP)                                                                                          \
+    switch (tt) {                                                                                                     \
+        VNNI_TILE_CASE(NP, 1) VNNI_TILE_CASE(NP, 2) VNNI_TILE_CASE(NP, 3) VNNI_TILE_CASE(NP, 4)                       \
+        VNNI_TILE_CASE(NP, 5) default: VNNI_TILE_CASE(NP, 6)                                                          \
+    }
 
 T_VNNI512 static void matmul_vnni(float *out, int ldo, const int8_t *wp, const float *wscale, const int32_t *bias,
                                   const uint8_t *xu, const float *xscale, int T, int rows, int cols4, int accumulate) {
     const int nbt = (rows + 15) / 16, k4 = cols4 / 4;
-    for (int b = 0; b < nbt; b++) {
-        const int8_t *p = wp + (size_t)b * k4 * 64;
-        const int r0 = 16 * b, n = rows - r0;
-        int t = 0;
-        for (; t + 8 <= T; t += 8)
-            matmul_vnni_tile(out + (size_t)t * ldo + r0, ldo, p, wscale + r0, bias + r0, xu + (size_t)t * cols4, xscale + t, cols4, n, 8, accumulate);
-        for (; t + 4 <= T; t += 4)
-            matmul_vnni_tile(out + (size_t)t * ldo + r0, ldo, p, wscale + r0, bias + r0, xu + (size_t)t * cols4, xscale + t, cols4, n, 4, accumulate);
-        for (; t < T; t++)
-            matmul_vnni_tile(out + (size_t)t * ldo + r0, ldo, p, wscale + r0, bias + r0, xu + (size_t)t * cols4, xscale + t, cols4, n, 1, accumulate);
+    const size_t ps = (size_t)k4 * 64;
+    const int ntiles = (T + 5) / 6, base = ntiles ? T / ntiles : 0, extra = ntiles ? T % ntiles : 0;  // even tiles of ≤ 6
+    for (int b = 0; b < nbt; b += 4) {
+        const int8_t *p = wp + (size_t)b * ps;
+        const int r0 = 16 * b, n = rows - r0, np = nbt - b < 4 ? nbt - b : 4;
+        const float *ws = wscale + r0;
+        const int32_t *bs = bias + r0;
+        for (int i = 0, t = 0; i < ntiles; i++) {
+            const int tt = base + (i < extra);
+            float *o = out + (size_t)t * ldo + r0;
+            const uint8_t *x = xu + (size_t)t * cols4;
+            const float *xsc = xscale + t;
+            switch (np) {
+            case 1: VNNI_TILE_SWITCH(1) break;
+            case 2: VNNI_TILE_SWITCH(2) break;
+            case 3: VNNI_TILE_SWITCH(3) break;
+            default: VNNI_TILE_SWITCH(4) break;
+            }
+            t += tt;
+        }
     }
 }
+#undef VNNI_TILE_SWITCH
+#undef VNNI_TILE_CASE
 #endif
 
 // ---- aarch64 -----------------------------------------------------------------------------------
@@ -752,6 +801,23 @@ float mgk_quantize_activation_path(uint8_t *xu, const float *x, int n, int npad,
     }
 }
 
+void mgk_quantize_rows(uint8_t *xu, float *xs, const float *x, int ldx, int T, int n, int npad) {
+    switch (resolve(MGK_PATH_AUTO)) {  // the path's quantizer, resolved once for the T rows
+#if defined(__x86_64__)
+    case MGK_PATH_AVX2: case MGK_PATH_AVXVNNI:
+        for (int t = 0; t < T; t++) xs[t] = quantize_avx2(xu + (size_t)t * npad, x + (size_t)t * ldx, n, npad);
+        return;
+    case MGK_PATH_AVX512: case MGK_PATH_VNNI: quantize_rows_avx512(xu, xs, x, ldx, T, n, npad); return;
+#elif defined(__aarch64__)
+    case MGK_PATH_NEON: case MGK_PATH_DOTPROD:
+        for (int t = 0; t < T; t++) xs[t] = quantize_neon(xu + (size_t)t * npad, x + (size_t)t * ldx, n, npad);
+        return;
+#endif
+    default:
+        for (int t = 0; t < T; t++) xs[t] = quantize_portable(xu + (size_t)t * npad, x + (size_t)t * ldx, n, npad);
+    }
+}
+
 float mgk_quantize_activation(uint8_t *xu, const float *x, int n, int npad) {
     return mgk_quantize_activation_path(xu, x, n, npad, MGK_PATH_AUTO);
 }
@@ -799,14 +865,16 @@ void mgk_matvec_i8(float *out, const int8_t *wp, const float *wscale, const int3
 void mgk_matmul_i8(float *out, int ldo, const int8_t *wp, const float *wscale, const int32_t *bias,
                    const uint8_t *xu, const float *xscale, int T, int rows, int cols4, int accumulate, int path) {
     path = resolve(path);
+    // One token: the decode product (the same bits by contract; its panel blocking keeps more
+    // chains in flight than a one-token tile).
+    if (T == 1) { mgk_matvec_i8(out, wp, wscale, bias, xu, xscale[0], rows, cols4, accumulate, path); return; }
 #if defined(__x86_64__)
     if (path == MGK_PATH_VNNI) { matmul_vnni(out, ldo, wp, wscale, bias, xu, xscale, T, rows, cols4, accumulate); return; }
     if (path == MGK_PATH_AVX2) { matmul_i8_avx2(out, ldo, wp, wscale, xu, xscale, T, rows, cols4, accumulate); return; }
-    if (path == MGK_PATH_AVX512) { matmul_i8_avx512(out, ldo, wp, wscale, bias, xu, xscale, T, rows, cols4, accumulate); return; }
     if (path == MGK_PATH_AVXVNNI) { matmul_i8_avxvnni(out, ldo, wp, wscale, bias, xu, xscale, T, rows, cols4, accumulate); return; }
 #elif defined(__aarch64__)
     if (path == MGK_PATH_DOTPROD) { matmul_i8_dotprod(out, ldo, wp, wscale, bias, xu, xscale, T, rows, cols4, accumulate); return; }
     if (path == MGK_PATH_NEON) { matmul_i8_neon(out, ldo, wp, wscale, bias, xu, xscale, T, rows, cols4, accumulate); return; }
 #endif
-    matmul_i8_portable(out, ldo, wp, wscale, bias, xu, xscale, T, rows, cols4, accumulate);
+    matmul_i8_by_matvec(out, ldo, wp, wscale, bias, xu, xscale, T, rows, cols4, accumulate, path);  // portable, avx512
 }

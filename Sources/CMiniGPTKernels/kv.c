@@ -16,6 +16,7 @@
 #include <stddef.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
+#include "mgk_simd512.h"
 #endif
 
 enum { KV_F16 = 1, KV_I8 = 2 };
@@ -42,7 +43,7 @@ GENERIC float store_i8_generic(int8_t *out, int stride, const float *x, int n) {
     for (int i = 0; i < n; i++) {
         float q = nearbyintf(x[i] * inv);
         q = q > 127 ? 127 : q < -127 ? -127 : q;
-        out[(size_t)i * stride] = (int8_t)q;
+        out[(size_t)i * stride] = q == q ? (int8_t)q : 0;  // a NaN element (fmaxf skipped it) stores 0, as x86's conversion gave
     }
     return amax / 127.0f;
 }
@@ -131,15 +132,39 @@ GENERIC void block_kv_generic(float *out, int ldo, float *p, int pstride, const 
         }
 }
 
+// T positions at once (mgk_kv_store_block_i8): each key quantized contiguously into a stack block,
+// then written into its column; the same bytes and scales as 2·T single stores of the same path.
+enum { KV_BLOCK_BYTES = 8192 };
+#define STORE_BLOCK_I8_BODY(STORE)                                                                              \
+    if (hd > KV_BLOCK_BYTES / 16) { /* a very wide head: position by position */                              \
+        for (int j = 0; j < T; j++) {                                                                         \
+            ks[j] = STORE(k + j, kstride, kin + (size_t)j * ld, hd);                                           \
+            vs[j] = STORE(v + (size_t)j * hd, 1, vin + (size_t)j * ld, hd);                                    \
+        }                                                                                                     \
+        return;                                                                                               \
+    }                                                                                                         \
+    int8_t tmp[KV_BLOCK_BYTES];                                                                               \
+    for (int j0 = 0; j0 < T; j0 += 16) {                                                                      \
+        const int nt = T - j0 < 16 ? T - j0 : 16;                                                             \
+        for (int j = 0; j < nt; j++) {                                                                        \
+            ks[j0 + j] = STORE(tmp + (size_t)j * hd, 1, kin + (size_t)(j0 + j) * ld, hd);                      \
+            vs[j0 + j] = STORE(v + (size_t)(j0 + j) * hd, 1, vin + (size_t)(j0 + j) * ld, hd);                 \
+        }                                                                                                     \
+        for (int i = 0; i < hd; i++) {                                                                        \
+            int8_t *row = k + (size_t)i * kstride + j0;                                                       \
+            for (int j = 0; j < nt; j++) row[j] = tmp[(size_t)j * hd + i];                                    \
+        }                                                                                                     \
+    }
+
 // One instance of the generic loops per target: SUFFIX names it, ATTR is its target attribute, PATH
 // picks the FP32 softmax of the same path (fp32.c's table, looked up once per call) and GROUP is the
 // decode-step group kernel and BLOCK the prefill block kernel (the generic loops, or explicit ones).
-#define KV_INSTANCE(SUFFIX, ATTR, PATH, GROUP, BLOCK)                                                                        \
+#define KV_INSTANCE(SUFFIX, ATTR, PATH, GROUP, BLOCK, STOREI8)                                                                     \
     ATTR static void store_f16_##SUFFIX(uint16_t *out, int stride, const float *x, int n) {                       \
         store_f16_generic(out, stride, x, n);                                                                     \
     }                                                                                                             \
     ATTR static float store_i8_##SUFFIX(int8_t *out, int stride, const float *x, int n) {                         \
-        return store_i8_generic(out, stride, x, n);                                                               \
+        return STOREI8(out, stride, x, n);                                                                        \
     }                                                                                                             \
     ATTR static void load_f16_##SUFFIX(float *out, const uint16_t *x, int stride, int n) {                        \
         load_f16_generic(out, x, stride, n);                                                                      \
@@ -180,14 +205,18 @@ GENERIC void block_kv_generic(float *out, int ldo, float *p, int pstride, const 
         BLOCK(out, ldo, p, pstride, q, ldq, k, ks, v, vs, T, G, n0, hd, kstride, scale, KV_I8,                    \
                          mgk_fp32_kernels_for(PATH)->softmax);                                                    \
     }                                                                                                             \
+    ATTR static void store_block_i8_##SUFFIX(int8_t *k, float *ks, int8_t *v, float *vs, int kstride,            \
+                                             const float *kin, const float *vin, int ld, int T, int hd) {        \
+        STORE_BLOCK_I8_BODY(STOREI8)                                                                              \
+    }                                                                                                             \
     static const mgk_kv_kernels kv_##SUFFIX = {                                                                   \
         store_f16_##SUFFIX, store_i8_##SUFFIX, load_f16_##SUFFIX, load_i8_##SUFFIX,                               \
         rotate_back_f16_##SUFFIX, rotate_back_i8_##SUFFIX,                                                        \
         attention_group_f16_##SUFFIX, attention_group_i8_##SUFFIX,                                                \
-        attention_block_f16_##SUFFIX, attention_block_i8_##SUFFIX,                                                \
+        attention_block_f16_##SUFFIX, attention_block_i8_##SUFFIX, store_block_i8_##SUFFIX,                       \
     };
 
-KV_INSTANCE(portable, , MGK_PATH_PORTABLE, group_kv_generic, block_kv_generic)
+KV_INSTANCE(portable, , MGK_PATH_PORTABLE, group_kv_generic, block_kv_generic, store_i8_generic)
 
 #if defined(__x86_64__)
 // ---- AVX2 + FMA + F16C ---------------------------------------------------------------------------
@@ -198,6 +227,50 @@ KV_INSTANCE(portable, , MGK_PATH_PORTABLE, group_kv_generic, block_kv_generic)
 T_AVX2 static inline __attribute__((always_inline)) __m256 kv_load_avx2(const void *base, size_t idx, const int dt) {
     if (dt == KV_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + idx)));
     return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)((const int8_t *)base + idx))));
+}
+
+// store_i8_generic on 8 lanes, byte for byte (as store_i8_avx512 below): vector max |x| and
+// quantization of whole blocks of 8, the generic per-element operations for the last n mod 8; an
+// input holding a NaN takes the generic loop.
+T_AVX2 static inline __attribute__((always_inline)) float store_i8_vec_avx2(int8_t *out, int stride, const float *x, int n) {
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 mv = _mm256_setzero_ps(), nan = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = _mm256_loadu_ps(x + i);
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        mv = _mm256_max_ps(mv, _mm256_and_ps(v, absmask));
+    }
+    int anynan = _mm256_movemask_ps(nan) != 0;
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(mv), _mm256_extractf128_ps(mv, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_shuffle_ps(m4, m4, 1));
+    float amax = _mm_cvtss_f32(m4);
+    for (int j = i; j < n; j++) { anynan |= isnan(x[j]); amax = fmaxf(amax, fabsf(x[j])); }
+    if (anynan) return store_i8_generic(out, stride, x, n);
+    if (!(amax > 0) || !isfinite(amax)) {
+        for (i = 0; i < n; i++) out[(size_t)i * stride] = 0;
+        return 0;
+    }
+    const float inv = 127.0f / amax;
+    const __m256 vi = _mm256_set1_ps(inv), lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f);
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 q = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), vi), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        q = _mm256_min_ps(_mm256_max_ps(q, lo), hi);
+        const __m256i d = _mm256_cvtps_epi32(q);  // −127…127: the saturating packs below change nothing
+        const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1));
+        const __m128i b = _mm_packs_epi16(w, w);
+        if (stride == 1) { _mm_storel_epi64((__m128i *)(out + i), b); continue; }
+        int8_t tmp[16];
+        _mm_storeu_si128((__m128i *)tmp, b);
+        for (int j = 0; j < 8; j++) out[(size_t)(i + j) * stride] = tmp[j];
+    }
+    for (; i < n; i++) {
+        float q = nearbyintf(x[i] * inv);
+        q = q > 127 ? 127 : q < -127 ? -127 : q;
+        out[(size_t)i * stride] = (int8_t)q;
+    }
+    return amax / 127.0f;
 }
 
 // The weighted sum of value rows for NR ≤ 4 query rows: out_j (hd) = Σ_t w_j[t] · v[t] with
@@ -388,14 +461,47 @@ block_kv_avx2(float *out, int ldo, float *p, int pstride, const float *q, int ld
     }
 }
 
-KV_INSTANCE(avx2, T_AVX2, MGK_PATH_AVX2, group_kv_avx2, block_kv_avx2)
+KV_INSTANCE(avx2, T_AVX2, MGK_PATH_AVX2, group_kv_avx2, block_kv_avx2, store_i8_vec_avx2)
 
 // ---- AVX-512F/BW/VL ------------------------------------------------------------------------------
 // The store / load / re-rotation helpers are the generic loops compiled for AVX-512 (F16C is
 // implied); the attention kernels are explicit intrinsics.
 #define softmax512() mgk_fp32_kernels_for(MGK_PATH_AVX512)->softmax
 T_AVX512 static void store_f16_avx512(uint16_t *out, int stride, const float *x, int n) { store_f16_generic(out, stride, x, n); }
-T_AVX512 static float store_i8_avx512(int8_t *out, int stride, const float *x, int n) { return store_i8_generic(out, stride, x, n); }
+// store_i8_generic in vectors, byte for byte: max |x| (exact in any order), one multiply by
+// inv = 127 / amax, round half to even, clamp to ±127. An input holding a NaN takes the generic loop
+// (fmaxf skips NaNs, vmaxps does not), so every input stores the generic bytes and scale.
+T_AVX512 static inline __attribute__((always_inline)) float store_i8_body512(int8_t *out, int stride, const float *x, int n) {
+    __m512 mv = _mm512_setzero_ps();
+    __mmask16 nan = 0;
+    int i = 0;
+    for (; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        mv = _mm512_max_ps(mv, _mm512_abs_ps(v));
+    }
+    if (nan) return store_i8_generic(out, stride, x, n);
+    const float amax = _mm512_reduce_max_ps(mv);
+    if (!(amax > 0) || !isfinite(amax)) {
+        for (i = 0; i < n; i++) out[(size_t)i * stride] = 0;
+        return 0;
+    }
+    const __m512 vi = _mm512_set1_ps(127.0f / amax), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+    for (i = 0; i < n; i += 16) {
+        const int left = n - i;
+        const __mmask16 m = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __m512 q = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vi), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);
+        const __m128i b = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(q));  // vpmovdb: values fit
+        if (stride == 1) { _mm_mask_storeu_epi8(out + i, m, b); continue; }
+        int8_t tmp[16];
+        _mm_storeu_si128((__m128i *)tmp, b);
+        for (int j = 0; j < (left < 16 ? left : 16); j++) out[(size_t)(i + j) * stride] = tmp[j];
+    }
+    return amax / 127.0f;
+}
+T_AVX512 static float store_i8_avx512(int8_t *out, int stride, const float *x, int n) { return store_i8_body512(out, stride, x, n); }
 T_AVX512 static void load_f16_avx512(float *out, const uint16_t *x, int stride, int n) { load_f16_generic(out, x, stride, n); }
 T_AVX512 static void load_i8_avx512(float *out, const int8_t *x, int stride, float scale, int n) { load_i8_generic(out, x, stride, scale, n); }
 T_AVX512 static void rotate_back_f16_avx512(uint16_t *k, int kstride, int n, const float *cos, const float *sin, int hd) {
@@ -556,6 +662,153 @@ block_kv_avx512(float *out, int ldo, float *p, int pstride, const float *q, int 
     }
 }
 
+// ---- AVX-512 prefill block attention (batched prefill, issue 11) --------------------------------
+// block_kv_avx512's arithmetic per row with the shared work done once per call instead of once per
+// four rows: each 32-position block of keys is converted to floats once (kf, hd × 32, L1) and
+// scored against 8 query rows per pass (16 chains); the rows' softmaxes run 4 at a time
+// (softmax_rows512: the decode softmax's operations per row, interleaved); the value rows are
+// converted to floats once per call (vf) and the weights p·vs are formed with one vector multiply
+// per 16 positions, so the weighted-sum loop is loads and FMAs with broadcast weights (4 rows × 2
+// slices × even/odd positions = 16 chains). A converted element is the exact value kv_load_avx512
+// gives, p·vs is the same IEEE product as the decode kernel's scalar one, and every lane keeps the
+// decode kernel's chains (scores: fused over i from 0, then · scale·ks; sums: even and odd
+// positions, added at the end), so the outputs and probabilities stay bit-identical to a decode
+// step's (the C tests and PrefillTests check it).
+enum { KV_FAST_MAX_HD = 128, KV_FAST_MAX_V = 6144, KV_FAST_MAX_W = 6144 };  // the fast kernel's stack scratch bounds (floats)
+
+T_AVX512 static inline __attribute__((always_inline)) void
+scores_tile512(float *const *prow, const float *const *qr, const float *kf, int hd, __mmask16 m0, __mmask16 m1,
+               __m512 f0, __m512 f1, const int NR, const int NB) {
+    __m512 a[8][2];
+    for (int j = 0; j < NR; j++) a[j][0] = a[j][1] = _mm512_setzero_ps();
+    for (int i = 0; i < hd; i++) {
+        const __m512 k0 = _mm512_loadu_ps(kf + (size_t)i * 32);
+        const __m512 k1 = NB > 1 ? _mm512_loadu_ps(kf + (size_t)i * 32 + 16) : k0;
+        for (int j = 0; j < NR; j++) {
+            const __m512 qi = _mm512_set1_ps(qr[j][i]);
+            a[j][0] = _mm512_fmadd_ps(qi, k0, a[j][0]);
+            if (NB > 1) a[j][1] = _mm512_fmadd_ps(qi, k1, a[j][1]);
+        }
+    }
+    for (int j = 0; j < NR; j++) {
+        _mm512_mask_storeu_ps(prow[j], m0, _mm512_mul_ps(a[j][0], f0));
+        if (NB > 1) _mm512_mask_storeu_ps(prow[j] + 16, m1, _mm512_mul_ps(a[j][1], f1));
+    }
+}
+
+T_AVX512 static inline __attribute__((always_inline)) void
+values_tile512(float *const *outr, const float *const *wr, const float *vf, int n, int hd, int c, const int NR, const int ND) {
+    __m512 a[4][2][2];  // [row][slice][even, odd]
+    for (int j = 0; j < NR; j++)
+        for (int d = 0; d < ND; d++) a[j][d][0] = a[j][d][1] = _mm512_setzero_ps();
+    int t = 0;
+    for (; t + 2 <= n; t += 2) {
+        __m512 v0[2], v1[2];
+        for (int d = 0; d < ND; d++) {
+            v0[d] = _mm512_loadu_ps(vf + (size_t)t * hd + c + 16 * d);
+            v1[d] = _mm512_loadu_ps(vf + (size_t)(t + 1) * hd + c + 16 * d);
+        }
+        for (int j = 0; j < NR; j++) {
+            const __m512 w0 = _mm512_set1_ps(wr[j][t]), w1 = _mm512_set1_ps(wr[j][t + 1]);
+            for (int d = 0; d < ND; d++) {
+                a[j][d][0] = _mm512_fmadd_ps(w0, v0[d], a[j][d][0]);
+                a[j][d][1] = _mm512_fmadd_ps(w1, v1[d], a[j][d][1]);
+            }
+        }
+    }
+    if (t < n)  // the last position, an even one (no odd partner: the decode kernel skips its FMA too)
+        for (int d = 0; d < ND; d++) {
+            const __m512 v0 = _mm512_loadu_ps(vf + (size_t)t * hd + c + 16 * d);
+            for (int j = 0; j < NR; j++) a[j][d][0] = _mm512_fmadd_ps(_mm512_set1_ps(wr[j][t]), v0, a[j][d][0]);
+        }
+    for (int j = 0; j < NR; j++)
+        for (int d = 0; d < ND; d++) _mm512_storeu_ps(outr[j] + c + 16 * d, _mm512_add_ps(a[j][d][0], a[j][d][1]));
+}
+
+#define SCORES_CASE(NR) \
+    case NR: if (nb > 1) scores_tile512(prow, qr, kf, hd, m0, m1, f0, f1, NR, 2); else scores_tile512(prow, qr, kf, hd, m0, m1, f0, f1, NR, 1); break;
+#define VALUES_CASE(NR) \
+    case NR: if (nd > 1) values_tile512(outr, wr, vf, n, hd, c, NR, 2); else values_tile512(outr, wr, vf, n, hd, c, NR, 1); break;
+
+T_AVX512 static inline __attribute__((always_inline)) void
+block_kv_fast512(float *out, int ldo, float *p, int pstride, const float *q, int ldq, const void *k, const float *ks,
+                 const void *v, const float *vs, int T, int G, int n0, int hd, int kstride, float scale, const int dt) {
+    const int R = T * G, nmax = n0 + T;
+    float kf[KV_FAST_MAX_HD * 32], vf[KV_FAST_MAX_V], w[KV_FAST_MAX_W];
+    const __m512 sc = _mm512_set1_ps(scale);
+    for (int s = 0; s < nmax; s += 32) {  // scores: one converted K block, 8 query rows per pass
+        const __mmask16 m0 = lanes_avx512(nmax - s), m1 = lanes_avx512(nmax - s - 16);
+        const int nb = nmax - s > 16 ? 2 : 1;
+        for (int i = 0; i < hd; i++) {
+            const size_t row = (size_t)i * kstride + s;
+            _mm512_storeu_ps(kf + (size_t)i * 32, kv_load_avx512(k, row, m0, dt));
+            if (nb > 1) _mm512_storeu_ps(kf + (size_t)i * 32 + 16, kv_load_avx512(k, row + 16, m1, dt));
+        }
+        __m512 f0 = sc, f1 = sc;
+        if (dt == KV_I8) { f0 = _mm512_mul_ps(sc, _mm512_maskz_loadu_ps(m0, ks + s)); f1 = _mm512_mul_ps(sc, _mm512_maskz_loadu_ps(m1, ks + s + 16)); }
+        for (int r0 = 0; r0 < R; r0 += 8) {
+            const int nr = R - r0 < 8 ? R - r0 : 8;
+            float *prow[8];
+            const float *qr[8];
+            for (int j = 0; j < nr; j++) {
+                const int r = r0 + j;
+                prow[j] = p + (size_t)r * pstride + s;
+                qr[j] = q + (size_t)(r / G) * ldq + (size_t)(r % G) * hd;
+            }
+            switch (nr) { SCORES_CASE(1) SCORES_CASE(2) SCORES_CASE(3) SCORES_CASE(4) SCORES_CASE(5) SCORES_CASE(6) SCORES_CASE(7) default: SCORES_CASE(8) }
+        }
+    }
+    for (int r0 = 0; r0 < R; r0 += 4) {  // causal softmax, 4 rows at a time: row (t, g) keeps n0 + t + 1 positions
+        const int nr = R - r0 < 4 ? R - r0 : 4;
+        float *rows[4];
+        int nn[4];
+        for (int j = 0; j < nr; j++) { rows[j] = p + (size_t)(r0 + j) * pstride; nn[j] = n0 + (r0 + j) / G + 1; }
+        switch (nr) {
+        case 1: softmax_rows512(rows, nn, 1); break;
+        case 2: softmax_rows512(rows, nn, 2); break;
+        case 3: softmax_rows512(rows, nn, 3); break;
+        default: softmax_rows512(rows, nn, 4); break;
+        }
+        for (int j = 0; j < nr; j++)  // zeros past the row's end (masked stores: a memset call per row cost more)
+            for (int s = nn[j]; s < nmax; s += 16) _mm512_mask_storeu_ps(rows[j] + s, lanes_avx512(nmax - s), _mm512_setzero_ps());
+    }
+    for (int t = 0; t < nmax; t++)  // the value rows as floats, once
+        for (int c = 0; c < hd; c += 16) _mm512_storeu_ps(vf + (size_t)t * hd + c, kv_load_avx512(v, (size_t)t * hd + c, 0xFFFF, dt));
+    if (dt == KV_I8)  // the weights p·vs of every row, before the sums read them
+        for (int r = 0; r < R; r++) {
+            const float *pr = p + (size_t)r * pstride;
+            float *wj = w + (size_t)r * nmax;
+            const int n = n0 + r / G + 1;
+            int t = 0;
+            for (; t + 16 <= n; t += 16) _mm512_storeu_ps(wj + t, _mm512_mul_ps(_mm512_loadu_ps(pr + t), _mm512_loadu_ps(vs + t)));
+            for (; t < nmax; t++) wj[t] = t < n ? pr[t] * vs[t] : 0.0f;  // p = 0 past the row's end
+        }
+    for (int r0 = 0; r0 < R; r0 += 4) {  // weighted sums: 4 rows × 32 dims per pass
+        const int nr = R - r0 < 4 ? R - r0 : 4;
+        const int n = n0 + (r0 + nr - 1) / G + 1;  // the tile's longest row; shorter ones carry p = 0 past their end
+        float *outr[4];
+        const float *wr[4];
+        for (int j = 0; j < nr; j++) {
+            const int r = r0 + j;
+            outr[j] = out + (size_t)(r / G) * ldo + (size_t)(r % G) * hd;
+            wr[j] = dt == KV_I8 ? w + (size_t)r * nmax : p + (size_t)r * pstride;
+        }
+        for (int c = 0; c < hd; c += 32) {
+            const int nd = hd - c >= 32 ? 2 : 1;
+            switch (nr) { VALUES_CASE(1) VALUES_CASE(2) VALUES_CASE(3) default: VALUES_CASE(4) }
+        }
+    }
+}
+#undef SCORES_CASE
+#undef VALUES_CASE
+
+// The fast kernel where its scratch fits (head size a multiple of 16 up to 128, the value rows of the
+// chunk's positions ≤ 32 KB as floats), else block_kv_avx512.
+T_AVX512 static inline __attribute__((always_inline)) int
+block_kv_fast512_fits(int T, int G, int n0, int hd) {
+    return hd % 16 == 0 && hd <= KV_FAST_MAX_HD && (long)(n0 + T) * hd <= KV_FAST_MAX_V && (long)(n0 + T) * T * G <= KV_FAST_MAX_W;
+}
+
 T_AVX512 static void attention_group_f16_avx512(float *out, float *p, int pstride, const float *q, const uint16_t *k, const uint16_t *v,
                              int G, int n, int hd, int kstride, float scale) {
     group_dispatch_avx512(out, p, pstride, q, k, NULL, v, NULL, G, n, hd, kstride, scale, KV_F16, softmax512());
@@ -566,17 +819,91 @@ T_AVX512 static void attention_group_i8_avx512(float *out, float *p, int pstride
 }
 T_AVX512 static void attention_block_f16_avx512(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
                              const uint16_t *k, const uint16_t *v, int T, int G, int n0, int hd, int kstride, float scale) {
-    block_kv_avx512(out, ldo, p, pstride, q, ldq, k, NULL, v, NULL, T, G, n0, hd, kstride, scale, KV_F16, softmax512());
+    if (block_kv_fast512_fits(T, G, n0, hd)) block_kv_fast512(out, ldo, p, pstride, q, ldq, k, NULL, v, NULL, T, G, n0, hd, kstride, scale, KV_F16);
+    else block_kv_avx512(out, ldo, p, pstride, q, ldq, k, NULL, v, NULL, T, G, n0, hd, kstride, scale, KV_F16, softmax512());
 }
 T_AVX512 static void attention_block_i8_avx512(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
                             const int8_t *k, const float *ks, const int8_t *v, const float *vs,
                             int T, int G, int n0, int hd, int kstride, float scale) {
-    block_kv_avx512(out, ldo, p, pstride, q, ldq, k, ks, v, vs, T, G, n0, hd, kstride, scale, KV_I8, softmax512());
+    if (block_kv_fast512_fits(T, G, n0, hd)) block_kv_fast512(out, ldo, p, pstride, q, ldq, k, ks, v, vs, T, G, n0, hd, kstride, scale, KV_I8);
+    else block_kv_avx512(out, ldo, p, pstride, q, ldq, k, ks, v, vs, T, G, n0, hd, kstride, scale, KV_I8, softmax512());
+}
+
+// T positions at once, 16 per pass, in vectors across positions: the keys of 16 positions are
+// transposed into kt (hd × 16 floats, one scatter per 16 dims of a position) and each value's max |x|
+// is one row reduction, so every position's max |x|, 127 / max and scale are one vector operation
+// each (lane j = position j: the same IEEE operations as store_i8_generic's scalar ones), and a key
+// column's 16 bytes go to their row of the transposed cache in one masked store (the per-position
+// stores wrote them one byte at a time). Values are quantized row by row with their position's factor. An input
+// holding a NaN takes the per-position path (store_i8_generic's fmaxf semantics); an all-zero or
+// non-finite position stores zeros with scale 0, as store_i8_generic does.
+T_AVX512 static void store_block_i8_avx512(int8_t *k, float *ks, int8_t *v, float *vs, int kstride, const float *kin, const float *vin,
+                                           int ld, int T, int hd) {
+    enum { MAX_HD = 128 };
+    if (hd > MAX_HD) { STORE_BLOCK_I8_BODY(store_i8_body512) return; }
+    float kt[MAX_HD * 16], invv[16];
+    const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f), c127 = _mm512_set1_ps(127.0f), inf = _mm512_set1_ps(INFINITY);
+    const __m512i col16 = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), _mm512_set1_epi32(16));
+    for (int j0 = 0; j0 < T; j0 += 16) {
+        const int nt = T - j0 < 16 ? T - j0 : 16;
+        const __mmask16 m = lanes_avx512(nt);
+        const float *kb = kin + (size_t)j0 * ld, *vb = vin + (size_t)j0 * ld;
+        __m512 amk = _mm512_setzero_ps(), amv = amk;
+        __mmask16 nan = 0;
+        float amvs[16];
+        for (int j = 0; j < nt; j++) {  // each position's key into column j of kt; its value's max |x|
+            const float *kr = kb + (size_t)j * ld, *vr = vb + (size_t)j * ld;
+            __m512 mvj = _mm512_setzero_ps();
+            for (int c = 0; c < hd; c += 16) {
+                const __mmask16 mc = lanes_avx512(hd - c);
+                const __m512 ck = _mm512_maskz_loadu_ps(mc, kr + c), cv = _mm512_maskz_loadu_ps(mc, vr + c);
+                nan |= _mm512_cmp_ps_mask(ck, ck, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(cv, cv, _CMP_UNORD_Q);
+                _mm512_mask_i32scatter_ps(kt + 16 * c + j, mc, col16, ck, 4);  // dims c.. of position j → kt[c + l][j]
+                mvj = _mm512_max_ps(mvj, _mm512_abs_ps(cv));
+            }
+            amvs[j] = _mm512_reduce_max_ps(mvj);
+        }
+        for (int j = nt; j < 16; j++) amvs[j] = 0;
+        amv = _mm512_loadu_ps(amvs);
+        for (int i = 0; i < hd; i++) amk = _mm512_max_ps(amk, _mm512_abs_ps(_mm512_maskz_loadu_ps(m, kt + 16 * i)));
+        if (nan) {  // rare: the per-position stores
+            for (int j = j0; j < j0 + nt; j++) {
+                ks[j] = store_i8_body512(k + j, kstride, kin + (size_t)j * ld, hd);
+                vs[j] = store_i8_body512(v + (size_t)j * hd, 1, vin + (size_t)j * ld, hd);
+            }
+            continue;
+        }
+        // !(amax > 0) || !isfinite(amax) → zeros, scale 0 (amax ≥ 0 and not NaN here).
+        const __mmask16 okk = _mm512_cmp_ps_mask(amk, _mm512_setzero_ps(), _CMP_GT_OQ) & _mm512_cmp_ps_mask(amk, inf, _CMP_LT_OQ) & m;
+        const __mmask16 okv = _mm512_cmp_ps_mask(amv, _mm512_setzero_ps(), _CMP_GT_OQ) & _mm512_cmp_ps_mask(amv, inf, _CMP_LT_OQ) & m;
+        const __m512 invk = _mm512_div_ps(c127, amk);
+        _mm512_mask_storeu_ps(ks + j0, m, _mm512_maskz_div_ps(okk, amk, c127));
+        _mm512_mask_storeu_ps(vs + j0, m, _mm512_maskz_div_ps(okv, amv, c127));
+        _mm512_storeu_ps(invv, _mm512_div_ps(c127, amv));
+        for (int i = 0; i < hd; i++) {  // key column i of the 16 positions: one row of the cache
+            __m512 q = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_loadu_ps(kt + 16 * i), invk), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);
+            _mm_mask_storeu_epi8(k + (size_t)i * kstride + j0, m, _mm512_cvtepi32_epi8(_mm512_maskz_cvtps_epi32(okk, q)));
+        }
+        for (int j = 0; j < nt; j++) {  // value rows, each with its position's factor
+            int8_t *out = v + (size_t)(j0 + j) * hd;
+            const float *xr = vin + (size_t)(j0 + j) * ld;
+            if (!((okv >> j) & 1)) { for (int c = 0; c < hd; c++) out[c] = 0; continue; }
+            const __m512 vi = _mm512_set1_ps(invv[j]);
+            for (int c = 0; c < hd; c += 16) {
+                const __mmask16 mc = lanes_avx512(hd - c);
+                __m512 q = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mc, xr + c), vi), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+                q = _mm512_min_ps(_mm512_max_ps(q, lo), hi);
+                _mm_mask_storeu_epi8(out + c, mc, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(q)));
+            }
+        }
+    }
 }
 
 static const mgk_kv_kernels kv_avx512 = {
     store_f16_avx512, store_i8_avx512, load_f16_avx512, load_i8_avx512, rotate_back_f16_avx512, rotate_back_i8_avx512,
     attention_group_f16_avx512, attention_group_i8_avx512, attention_block_f16_avx512, attention_block_i8_avx512,
+    store_block_i8_avx512,
 };
 #endif
 
@@ -604,6 +931,10 @@ static inline const mgk_kv_kernels *kv(void) {
 
 void mgk_kv_store_f16(uint16_t *out, int stride, const float *x, int n) { kv()->store_f16(out, stride, x, n); }
 float mgk_kv_store_i8(int8_t *out, int stride, const float *x, int n) { return kv()->store_i8(out, stride, x, n); }
+void mgk_kv_store_block_i8(int8_t *k, float *ks, int8_t *v, float *vs, int kstride, const float *kin, const float *vin,
+                           int ld, int T, int hd) {
+    kv()->store_block_i8(k, ks, v, vs, kstride, kin, vin, ld, T, hd);
+}
 void mgk_kv_load_f16(float *out, const uint16_t *x, int stride, int n) { kv()->load_f16(out, x, stride, n); }
 void mgk_kv_load_i8(float *out, const int8_t *x, int stride, float scale, int n) { kv()->load_i8(out, x, stride, scale, n); }
 void mgk_kv_rotate_back_f16(uint16_t *k, int kstride, int n, const float *cos, const float *sin, int hd) {

@@ -201,6 +201,22 @@ public final class KVCache: @unchecked Sendable {
         }
     }
 
+    /// Writes the (already rotated) keys and values of `T` consecutive positions `pos..<pos+T`:
+    /// key j at `k + j·ld`, value j at `v + j·ld` (rows of a batched prefill's QKV). The same
+    /// stored bits as `T` calls of `store`; INT8 runs as one C call (`mgk_kv_store_block_i8`).
+    @inline(__always)
+    public func storeBlock(layer l: Int, kvHead kv: Int, position pos: Int, count T: Int,
+                           keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>, ld: Int) {
+        guard dtype == .int8 else {
+            for t in 0..<T { store(layer: l, kvHead: kv, position: pos + t, key: k + t * ld, value: v + t * ld) }
+            return
+        }
+        let (hd, cap) = (headDim, capacity)
+        let base = slab(l, kv), s = scaleBase(l, kv) + pos
+        mgk_kv_store_block_i8(i8(keys) + base + pos, keyScales.pointer + s, i8(values) + base + pos * hd, valueScales.pointer + s,
+                              Int32(cap), k, v, Int32(ld), Int32(T), Int32(hd))
+    }
+
     /// The key and value of position `pos` as stored, dequantized to FP32: `k (hd)`, `v (hd)`.
     public func load(layer l: Int, kvHead kv: Int, position pos: Int, key k: UnsafeMutablePointer<Float>, value v: UnsafeMutablePointer<Float>) {
         let (hd, cap) = (headDim, capacity)

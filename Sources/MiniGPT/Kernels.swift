@@ -249,7 +249,7 @@ struct PackedMatrix {
     func apply(_ out: UnsafeMutablePointer<Float>, ldo: Int, _ x: UnsafePointer<Float>, ldx: Int, tokens T: Int,
                accumulate: Bool, xu: UnsafeMutablePointer<UInt8>, xs: UnsafeMutablePointer<Float>) {
         if let i8 {
-            for t in 0..<T { xs[t] = mgk_quantize_activation(xu + t * cols4, x + t * ldx, Int32(cols), Int32(cols4)) }
+            mgk_quantize_rows(xu, xs, x, Int32(ldx), Int32(T), Int32(cols), Int32(cols4))  // one call for the T rows
             mgk_matmul_i8(out, Int32(ldo), i8, scales, bias, xu, xs, Int32(T), Int32(rows), Int32(cols4), accumulate ? 1 : 0, Int32(MGK_PATH_AUTO))
         } else {
             mgk_matmul_f32(out, Int32(ldo), f32, x, Int32(ldx), Int32(T), Int32(rows), Int32(cols), accumulate ? 1 : 0)

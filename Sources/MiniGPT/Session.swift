@@ -212,6 +212,24 @@ public final class Session: @unchecked Sendable {
         }
     }
 
+    /// `rotateAndAppend` for `T` tokens at positions `pos..<pos+T` (rows of `qkv (T, qkv_dim)`): every
+    /// row rotated, then each KV head's T keys and values stored in one call (`KVCache.storeBlock`:
+    /// the same cache bits as T single appends).
+    @inline(__always) private func rotateAndAppendBlock(_ qkv: UnsafeMutablePointer<Float>, layer l: Int, pos: Int, tokens T: Int) {
+        let c = model.config
+        let (hd, H, KVH, qDim, kvDim, qkvDim) = (c.headDim, c.numAttentionHeads, c.numKeyValueHeads, c.qDim, c.kvDim, c.qkvDim)
+        let half = hd / 2
+        for t in 0..<T {
+            let cosp = ropeCos.pointer + (pos + t) * half, sinp = ropeSin.pointer + (pos + t) * half
+            let row = qkv + t * qkvDim
+            for head in 0..<(H + KVH) { rope(row + head * hd, cos: cosp, sin: sinp, headDim: hd) }
+        }
+        for kv in 0..<KVH {
+            kvCache.storeBlock(layer: l, kvHead: kv, position: pos, count: T,
+                               keys: qkv + qDim + kv * hd, values: qkv + qDim + kvDim + kv * hd, ld: qkvDim)
+        }
+    }
+
     /// Causal attention of one token's queries over the first `n` cached positions of layer `l`:
     /// `att (q_dim)`; the probabilities stay in `scores` (what `attention(head:)` reports).
     @inline(__always) private func attend(_ att: UnsafeMutablePointer<Float>, _ qkv: UnsafePointer<Float>, layer l: Int, n: Int) {
@@ -229,7 +247,9 @@ public final class Session: @unchecked Sendable {
     /// Causal attention of `T` tokens at positions `start..<start+T` (rows of `qkv`, (T, qkv_dim))
     /// over layer `l`'s cache, one GQA group at a time so each K block is read once for all of them;
     /// `att` (T, q_dim). The last token's probabilities are copied to `scores` for `attention(head:)`.
-    @inline(__always) private func attendBlock(_ att: UnsafeMutablePointer<Float>, _ qkv: UnsafePointer<Float>, layer l: Int, tokens T: Int, start: Int) {
+    /// `keepScores` false skips that copy (a layer that cannot be the chunk's last one run fully).
+    @inline(__always) private func attendBlock(_ att: UnsafeMutablePointer<Float>, _ qkv: UnsafePointer<Float>, layer l: Int, tokens T: Int, start: Int,
+                                               keepScores: Bool = true) {
         let c = model.config
         let (hd, H, KVH, G) = (c.headDim, c.numAttentionHeads, c.numKeyValueHeads, c.groupSize)
         let scale = 1 / Float(hd).squareRoot()
@@ -237,7 +257,7 @@ public final class Session: @unchecked Sendable {
         for kv in 0..<KVH {
             kvCache.attendBlock(att + kv * G * hd, ldo: c.qDim, bscores.pointer, pstride: capacity, qkv + kv * G * hd, ldq: c.qkvDim,
                                 layer: l, kvHead: kv, tokens: T, groupSize: G, start: start, scale: scale)
-            for g in 0..<G {
+            for g in 0..<G where keepScores {
                 (scores.pointer + (kv * G + g) * capacity).update(from: bscores.pointer + ((T - 1) * G + g) * capacity, count: n)
             }
         }
@@ -260,23 +280,40 @@ public final class Session: @unchecked Sendable {
         var depth = rule.fixedDepth(layers: c.numHiddenLayers)  // layers run fully
         var haveLogits = false
         probeValid = false
+        var confident = false
+        if case .confident = rule { confident = true }
         for (l, layer) in model.layers.enumerated() {
             if l >= depth {  // exited: state propagation into this layer's cache only
                 propagate(x, layer: l, tokens: T, start: pos)
                 continue
             }
             // Attention block: one QKV product for all T tokens, then per-token causal attention.
-            for t in 0..<T { rmsnorm(h + t * d, x + t * d, layer.attnNorm, d, eps: c.rmsNormEps) }
-            layer.qkv.apply(qkv, ldo: qkvDim, h, ldx: d, tokens: T, accumulate: false, xu: xu, xs: xs)
-            count(layer.qkv, tokens: T)
-            for t in 0..<T { rotateAndAppend(qkv + t * qkvDim, layer: l, pos: pos + t) }
-            attendBlock(att, qkv, layer: l, tokens: T, start: pos)
-            layer.o.apply(x, ldo: d, att, ldx: qDim, tokens: T, accumulate: true, xu: xu, xs: xs)
-            count(layer.o, tokens: T)
+            // The last layer's outputs feed nothing but the head, which reads the last token only:
+            // there the other tokens need only their K and V rows of the QKV product (for the cache;
+            // their q rows are left stale, as in `propagate`), and attention, W_o and the FFN run for
+            // the last token alone (rows r0..<T; the other rows of x are never read again). Every
+            // row computed is computed exactly as before, so this changes no bit.
+            let r0 = l == c.numHiddenLayers - 1 ? T - 1 : 0, n = T - r0
+            mgk_rmsnorm_rows_f32(h, Int32(d), x, Int32(d), layer.attnNorm, Int32(T), Int32(d), c.rmsNormEps)
+            if r0 > 0, let kvRows = layer.qkv.rowSuffix(from: qDim) {
+                kvRows.apply(qkv + qDim, ldo: qkvDim, h, ldx: d, tokens: r0, accumulate: false, xu: xu, xs: xs)
+                count(kvRows, tokens: r0)
+            } else if r0 > 0 {  // q_dim not a multiple of 16: no row view, all rows
+                layer.qkv.apply(qkv, ldo: qkvDim, h, ldx: d, tokens: r0, accumulate: false, xu: xu, xs: xs)
+                count(layer.qkv, tokens: r0)
+            }
+            layer.qkv.apply(qkv + r0 * qkvDim, ldo: qkvDim, h + r0 * d, ldx: d, tokens: n, accumulate: false, xu: xu, xs: xs)
+            count(layer.qkv, tokens: n)
+            rotateAndAppendBlock(qkv, layer: l, pos: pos, tokens: T)
+            // Only the last layer run fully reports its probabilities (`attention(head:)`): with a
+            // fixed depth that is layer depth − 1; a `.confident` rule may stop at any layer.
+            attendBlock(att + r0 * qDim, qkv + r0 * qkvDim, layer: l, tokens: n, start: pos + r0, keepScores: l + 1 == depth || confident)
+            layer.o.apply(x + r0 * d, ldo: d, att + r0 * qDim, ldx: qDim, tokens: n, accumulate: true, xu: xu, xs: xs)
+            count(layer.o, tokens: n)
             // Feed-forward block.
-            for t in 0..<T { rmsnorm(h + t * d, x + t * d, layer.ffnNorm, d, eps: c.rmsNormEps) }
-            layer.ffn.apply(x, h, tokens: T, batched: true, d: d, F: F, g: g, z: bz.pointer, xu: xu, xs: xs)
-            layer.ffn.forEachProduct { m, products in count(m, tokens: T, products: products) }
+            mgk_rmsnorm_rows_f32(h + r0 * d, Int32(d), x + r0 * d, Int32(d), layer.ffnNorm, Int32(n), Int32(d), c.rmsNormEps)
+            layer.ffn.apply(x + r0 * d, h + r0 * d, tokens: n, batched: true, d: d, F: F, g: g, z: bz.pointer, xu: xu, xs: xs)
+            layer.ffn.forEachProduct { m, products in count(m, tokens: n, products: products) }
             if wantLogits { probe(x + (T - 1) * d, afterLayer: l) }
             if case .confident(let maxEntropy) = rule, c.earlyExitLayers.contains(l + 1) {
                 headLogits(x + (T - 1) * d)
@@ -360,9 +397,9 @@ public final class Session: @unchecked Sendable {
             m.apply(qkv.pointer + skip, h.pointer, accumulate: false, xu: xu)
             rotateAndAppend(qkv.pointer, layer: l, pos: start)  // also rotates stale q rows: harmless
         } else {
-            for t in 0..<T { rmsnorm(bh.pointer + t * d, x + t * d, layer.attnNorm, d, eps: c.rmsNormEps) }
+            mgk_rmsnorm_rows_f32(bh.pointer, Int32(d), x, Int32(d), layer.attnNorm, Int32(T), Int32(d), c.rmsNormEps)
             m.apply(bqkv.pointer + skip, ldo: qkvDim, bh.pointer, ldx: d, tokens: T, accumulate: false, xu: xu, xs: xs.pointer)
-            for t in 0..<T { rotateAndAppend(bqkv.pointer + t * qkvDim, layer: l, pos: start + t) }
+            rotateAndAppendBlock(bqkv.pointer, layer: l, pos: start, tokens: T)
         }
         count(m, tokens: T)
     }

@@ -522,6 +522,31 @@ func maxRelDiff(_ a: [Float], _ b: [Float], floor: Float) -> Float { zip(a, b).m
         }
     }
 
+    // The last layer of a batched chunk runs attention, W_o and the FFN for the chunk's last token
+    // only (the other tokens get their K and V rows): the cache it leaves must still be the stepped
+    // one everywhere, so many decode steps after it stay bit-identical, and the early-exit probe
+    // (read from the last token after an inner layer) too.
+    @Test("batched prefill's last layer computes the last token only; the cache decodes on bit-identically", arguments: [KVCacheDType.int8, .float32])
+    func lastLayerLastTokenOnly(dtype: KVCacheDType) {
+        let model = Transformer(weights: oracleWeights(ModelConfig(), seed: 16).quantized(attention: true, ffn: true))
+        let V = model.config.vocabSize
+        var rng = RNG(seed: 41)
+        let warm = (0..<37).map { _ in Int(rng.next() % UInt64(V)) }
+        let ids = (0..<12).map { _ in Int(rng.next() % UInt64(V)) }
+        let a = Session(model: model, kvCache: KVCacheOptions(dtype: dtype)), b = Session(model: model, kvCache: KVCacheOptions(dtype: dtype))
+        a.probeLayer = 2; b.probeLayer = 2
+        a.prefill(warm); b.prefillSequential(warm)
+        #expect(Self.bits(a.prefill(ids)) == Self.bits(b.prefillSequential(ids)))
+        #expect(a.probeLogits.map { Self.bits($0) } == b.probeLogits.map { Self.bits($0) }, "probe logits after prefill")
+        for t in 0..<8 {
+            let tok = Int(rng.next() % UInt64(V))
+            #expect(Self.bits(a.step(tok)) == Self.bits(b.step(tok)), "step \(t) after prefill")
+            for h in 0..<model.config.numAttentionHeads {
+                #expect(Self.bits(a.attention(head: h)) == Self.bits(b.attention(head: h)), "step \(t): attention of head \(h)")
+            }
+        }
+    }
+
     @Test("prefill and step are deterministic: the same inputs give the same bits, run after run")
     func deterministic() {
         let model = Transformer(weights: oracleWeights(ModelConfig(), seed: 14).quantized(attention: true, ffn: true))

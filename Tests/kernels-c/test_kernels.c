@@ -235,6 +235,47 @@ static void run_attention_case(int T, int G, int n0, int hd) {
     free(k8); free(v8); free(k16); free(v16); free(ks); free(vs); free(q); free(ob); free(pb); free(og); free(pg); free(col);
 }
 
+// KV stores: every path's single-position INT8 store (strided and contiguous) must write the portable
+// bytes and scale, and every path's block store of T positions (batched prefill) the same bytes and
+// scales as T single stores: random values, exact ties, an all-zero position, an infinity and a NaN.
+static void run_kv_store_case(int T, int hd) {
+    const int ld = 2 * hd + 3, cap = T + 7;
+    float *kin = aligned(4 * (size_t)T * ld), *vin = aligned(4 * (size_t)T * ld);
+    int8_t *kr = aligned((size_t)hd * cap), *vr = aligned((size_t)cap * hd), *kb = aligned((size_t)hd * cap), *vb = aligned((size_t)cap * hd);
+    float *ksr = aligned(4 * (size_t)cap), *vsr = aligned(4 * (size_t)cap), *ksb = aligned(4 * (size_t)cap), *vsb = aligned(4 * (size_t)cap);
+    for (int i = 0; i < T * ld; i++) { kin[i] = rand_float(); vin[i] = rand_float(); }
+    if (T > 2) {
+        for (int i = 0; i < hd; i++) kin[(size_t)1 * ld + i] = 0;   // all-zero key at position 1
+        vin[(size_t)2 * ld + hd / 2] = INFINITY;                        // a non-finite value at position 2
+    }
+    if (T > 4) kin[(size_t)4 * ld + 1] = NAN;                          // a NaN key at position 4
+    for (int i = 0; i < T * ld; i += 7) if (i % ld < hd) kin[i] = 0.5f * (float)(i % 5);  // some ties
+    const mgk_kv_kernels *ref = mgk_kv_kernels_for(MGK_PATH_PORTABLE);
+    memset(kr, 0x5A, (size_t)hd * cap); memset(vr, 0x5A, (size_t)cap * hd);
+    for (int j = 0; j < T; j++) {
+        ksr[j] = ref->store_i8(kr + j, cap, kin + (size_t)j * ld, hd);
+        vsr[j] = ref->store_i8(vr + (size_t)j * hd, 1, vin + (size_t)j * ld, hd);
+    }
+    for (int p = MGK_PATH_PORTABLE; p < MGK_PATH_COUNT; p++) {
+        const mgk_kv_kernels *kk = mgk_kv_kernels_for(p);
+        if (!kk) continue;
+        memset(kb, 0x5A, (size_t)hd * cap); memset(vb, 0x5A, (size_t)cap * hd);
+        int ok = 1;
+        for (int j = 0; j < T; j++) {
+            const float a = kk->store_i8(kb + j, cap, kin + (size_t)j * ld, hd), b = kk->store_i8(vb + (size_t)j * hd, 1, vin + (size_t)j * ld, hd);
+            if (memcmp(&a, ksr + j, 4) != 0 || memcmp(&b, vsr + j, 4) != 0) ok = 0;
+        }
+        ok = ok && memcmp(kb, kr, (size_t)hd * cap) == 0 && memcmp(vb, vr, (size_t)cap * hd) == 0;
+        check(ok, "int8 KV store = portable (bytes, scales)", mgk_path_name(p), T, hd);
+        memset(kb, 0x5A, (size_t)hd * cap); memset(vb, 0x5A, (size_t)cap * hd);
+        kk->store_block_i8(kb, ksb, vb, vsb, cap, kin, vin, ld, T, hd);
+        ok = memcmp(kb, kr, (size_t)hd * cap) == 0 && memcmp(vb, vr, (size_t)cap * hd) == 0 &&
+             memcmp(ksb, ksr, 4 * (size_t)T) == 0 && memcmp(vsb, vsr, 4 * (size_t)T) == 0;
+        check(ok, "int8 KV block store = T single stores", mgk_path_name(p), T, hd);
+    }
+    free(kin); free(vin); free(kr); free(vr); free(kb); free(vb); free(ksr); free(vsr); free(ksb); free(vsb);
+}
+
 int main(int argc, char **argv) {
     const char *write_path = NULL, *check_path = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -257,15 +298,24 @@ int main(int argc, char **argv) {
         }
     // GEMM shapes: the model's matrices, odd rows / columns, and token counts around the tile sizes.
     static const int gemm[][3] = {{256, 128, 12}, {640, 128, 13}, {128, 320, 16}, {17, 33, 5}, {33, 7, 3}, {48, 130, 1},
-                                  {96, 65, 2}, {512, 128, 7}, {7, 1001, 4}, {31, 257, 9}};
+                                  {96, 65, 2}, {512, 128, 7}, {7, 1001, 4}, {31, 257, 9},
+                                  // VNNI tiles of ≤ 4 panels × ≤ 6 tokens: 1–3 leftover panels, uneven token splits
+                                  {128, 128, 11}, {80, 64, 6}, {112, 40, 19}, {49, 128, 24}};
     for (size_t g = 0; g < sizeof gemm / sizeof gemm[0]; g++) sums[ncases++] = run_gemm_case(gemm[g][0], gemm[g][1], gemm[g][2]);
     static const int gemm_f32[][3] = {{256, 128, 12}, {384, 128, 1}, {80, 33, 13}, {17, 5, 6}, {128, 320, 16}};
     for (size_t g = 0; g < sizeof gemm_f32 / sizeof gemm_f32[0]; g++) run_gemm_f32_case(gemm_f32[g][0], gemm_f32[g][1], gemm_f32[g][2]);
     // Attention: (T, G, n0, hd) incl. the model's (12, 2, 127, 32), positions not multiples of 8 or
     // 16, a head size that is not a multiple of 16 (24) or of 8 (12: the generic fallback).
     static const int att[][4] = {{12, 2, 127, 32}, {1, 2, 0, 32}, {3, 1, 5, 32}, {16, 4, 40, 32}, {5, 3, 17, 24},
-                                 {7, 2, 300, 32}, {4, 2, 9, 12}, {13, 1, 250, 64}, {2, 2, 255, 32}};
+                                 {7, 2, 300, 32}, {4, 2, 9, 12}, {13, 1, 250, 64}, {2, 2, 255, 32},
+                                 // the AVX-512 fast block kernel: 8-row score tiles with 1–7 leftover rows, a 16-position
+                                 // last block, head sizes 16, 48 and 128, and the largest chunk its scratch takes
+                                 {11, 2, 133, 32}, {9, 3, 20, 16}, {16, 4, 170, 32}, {6, 1, 60, 128}, {3, 2, 45, 48}};
     for (size_t a = 0; a < sizeof att / sizeof att[0]; a++) run_attention_case(att[a][0], att[a][1], att[a][2], att[a][3]);
+    // KV stores (T, hd): the model's (12, 32), a partial and a second pass of 16, odd head sizes, and
+    // a head wider than the vector block path (200).
+    static const int kvs[][2] = {{12, 32}, {1, 32}, {5, 24}, {16, 32}, {20, 12}, {7, 64}, {3, 200}, {17, 128}, {9, 7}, {5, 120}};
+    for (size_t a = 0; a < sizeof kvs / sizeof kvs[0]; a++) run_kv_store_case(kvs[a][0], kvs[a][1]);
     if (write_path) {
         FILE *f = fopen(write_path, "w");
         if (!f) { perror(write_path); return 2; }

@@ -50,6 +50,8 @@ void mgk_exp_f32(float *out, const float *x, int n);
 /// i = 16k + lane, the lanes added in order from −0, the n mod 16 tail with a multiply then an add.
 /// (In C so a build whose Swift code lacks hardware FMA does not pay a libm fmaf per lane.)
 void mgk_rmsnorm_f32(float *out, const float *x, const float *weight, int n, float eps);
+/// mgk_rmsnorm_f32 on T rows (batched prefill): row t of out (T, ldo) from row t of x (T, ldx).
+void mgk_rmsnorm_rows_f32(float *out, int ldo, const float *x, int ldx, const float *weight, int T, int n, float eps);
 
 /// One instruction set's instance of every kernel above (the functions above call the selected
 /// path's table; tests call each path's table directly and compare them).

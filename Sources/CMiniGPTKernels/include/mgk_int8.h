@@ -34,6 +34,8 @@ void mgk_pack_panel_i8(int8_t *wp, int32_t *bias, const int8_t *q, int rows, int
 /// xu[i] = clamp(round_half_even(x[i] · (127 / max|x|)), ±127) + 128 on every path, bit for bit
 /// (for finite x; a non-finite max gives all-zero output and scale 0).
 float mgk_quantize_activation(uint8_t *xu, const float *x, int n, int npad);
+/// T rows at once (batched prefill): xs[t] = mgk_quantize_activation(xu + t·npad, x + t·ldx, n, npad).
+void mgk_quantize_rows(uint8_t *xu, float *xs, const float *x, int ldx, int T, int n, int npad);
 /// mgk_quantize_activation on one path's quantizer (tests compare them with the scalar one).
 float mgk_quantize_activation_path(uint8_t *xu, const float *x, int n, int npad, int path);
 
@@ -46,9 +48,11 @@ void mgk_matvec_i8(float *out, const int8_t *wp, const float *wscale, const int3
                    const uint8_t *xu, float xscale, int rows, int cols4, int accumulate, int path);
 
 /// out (T, ldo) [+]= per-token dequant(Q · xq_t) for T quantized tokens xu (T, cols4) with scales
-/// xscale (T): batched prefill as a GEMM on every path — each 16-row panel is loaded once per tile of
-/// tokens (4 on x86 and sdot, 2 on plain NEON, 8 on VNNI) and applied to all of them from registers.
-/// Equal to T calls of mgk_matvec_i8 on the same path bit for bit (same int32 sums, same epilogue).
+/// xscale (T): batched prefill as a GEMM — each 16-row panel is loaded once per tile of tokens and
+/// applied to all of them from registers (VNNI: ≤ 4 panels × ≤ 6 tokens; AVX2, AVX-VNNI and sdot: 4
+/// tokens; plain NEON: 2); portable and AVX-512BW run T matvecs (their tiles were slower), and T = 1
+/// is the matvec on every path. Equal to T calls of mgk_matvec_i8 on the same path bit for bit
+/// (same int32 sums, same epilogue).
 void mgk_matmul_i8(float *out, int ldo, const int8_t *wp, const float *wscale, const int32_t *bias,
                    const uint8_t *xu, const float *xscale, int T, int rows, int cols4, int accumulate, int path);
 #endif

@@ -14,7 +14,15 @@
 /// Writes x (n) as FP16 to out[i·stride] (round to nearest even).
 void mgk_kv_store_f16(uint16_t *out, int stride, const float *x, int n);
 /// Quantizes x (n) to out[i·stride] (symmetric INT8, |q| ≤ 127); returns the scale (0 if x = 0).
+/// Every path stores the same bytes and scale (the vector paths do the scalar operations per lane;
+/// an input holding a NaN takes the scalar loop, which skips it in max |x| and stores it as 0).
 float mgk_kv_store_i8(int8_t *out, int stride, const float *x, int n);
+/// T consecutive positions at once (batched prefill): key j (kin + j·ld, hd values) to column j of
+/// k (hd, kstride) with its scale in ks[j], value j (vin + j·ld) to row j of v (T, hd) with vs[j].
+/// The same bytes and scales as 2·T mgk_kv_store_i8 calls, in one call (keys quantized contiguously,
+/// then written column by column).
+void mgk_kv_store_block_i8(int8_t *k, float *ks, int8_t *v, float *vs, int kstride, const float *kin, const float *vin,
+                           int ld, int T, int hd);
 /// out (n) = the FP16 values x[i·stride] as floats.
 void mgk_kv_load_f16(float *out, const uint16_t *x, int stride, int n);
 /// out (n) = x[i·stride] · scale.
@@ -63,6 +71,8 @@ typedef struct mgk_kv_kernels {
     void (*attention_block_i8)(float *out, int ldo, float *p, int pstride, const float *q, int ldq,
                                const int8_t *k, const float *ks, const int8_t *v, const float *vs,
                                int T, int G, int n0, int hd, int kstride, float scale);
+    void (*store_block_i8)(int8_t *k, float *ks, int8_t *v, float *vs, int kstride, const float *kin, const float *vin,
+                           int ld, int T, int hd);
 } mgk_kv_kernels;
 
 /// The KV kernels of `path` (AUTO = the selected path), or NULL when this CPU cannot run it.
