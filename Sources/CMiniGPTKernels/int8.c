@@ -220,7 +220,9 @@ epilogue(float *out, const int32_t *acc, const float *wscale, float xscale, int 
                 case 1: TILE(acc, p, bias + r0, x, cols4, k4, 1); break;                                          \
                 case 2: TILE(acc, p, bias + r0, x, cols4, k4, (MAXT) >= 2 ? 2 : 1); break;                        \
                 case 3: TILE(acc, p, bias + r0, x, cols4, k4, (MAXT) >= 3 ? 3 : 1); break;                        \
-                default: TILE(acc, p, bias + r0, x, cols4, k4, (MAXT) >= 4 ? 4 : 1); break;                       \
+                case 4: TILE(acc, p, bias + r0, x, cols4, k4, (MAXT) >= 4 ? 4 : 1); break;                        \
+                case 5: TILE(acc, p, bias + r0, x, cols4, k4, (MAXT) >= 5 ? 5 : 1); break;                        \
+                default: TILE(acc, p, bias + r0, x, cols4, k4, (MAXT) >= 6 ? 6 : 1); break;                       \
                 }                                                                                                 \
                 for (int j = 0; j < tt; j++)                                                                      \
                     epilogue(out + (size_t)(t + j) * ldo + r0, acc + 16 * j, wscale + r0, xscale[t + j], n, accumulate); \
@@ -476,10 +478,11 @@ T_AVXVNNI static void acc_avxvnni(int32_t *acc, const int8_t *wp, const int32_t 
     for (; b < b1; b++) dot_avxvnni(acc + 16 * (b - b0), wp + b * ps, ps, bias + 16 * b, xu, k4, 1);
 }
 
-// Batched prefill on AVX-VNNI: one panel (two ymm per column group) against TT ≤ 4 tokens.
+// Batched prefill on AVX-VNNI: one panel (two ymm per column group) against TT ≤ 6 tokens: 12
+// chains, 2 weight loads and 6 broadcasts per 12 vpdpbusd (15 of the 16 ymm registers).
 T_AVXVNNI static inline __attribute__((always_inline)) void
 tile_avxvnni(int32_t *acc, const int8_t *p, const int32_t *bias, const uint8_t *xu, int cols4, int k4, const int TT) {
-    __m256i a[4][2];
+    __m256i a[6][2];
     for (int t = 0; t < TT; t++) a[t][0] = a[t][1] = _mm256_setzero_si256();
     for (int k = 0; k < k4; k++) {
         const __m256i w0 = _mm256_loadu_si256((const __m256i *)(p + (size_t)k * 64));
@@ -496,7 +499,7 @@ tile_avxvnni(int32_t *acc, const int8_t *p, const int32_t *bias, const uint8_t *
         _mm256_storeu_si256((__m256i *)(acc + 16 * t + 8), _mm256_sub_epi32(a[t][1], b1));
     }
 }
-MATMUL_TILED(matmul_i8_avxvnni, T_AVXVNNI, tile_avxvnni, 4)
+MATMUL_TILED(matmul_i8_avxvnni, T_AVXVNNI, tile_avxvnni, 6)
 
 // AVX-512 VNNI: vpdpbusd on zmm (_mm512_dpbusd_epi32), the same offset-and-bias scheme.
 T_VNNI512 static inline __m512i xbcast(const uint8_t *xu, int k) { return _mm512_set1_epi32(x4_at(xu, k)); }

@@ -19,7 +19,7 @@
 #include "mgk_simd512.h"
 #endif
 
-enum { KV_F16 = 1, KV_I8 = 2 };
+enum { KV_F16 = 1, KV_I8 = 2, KV_F32 = 3 };  // KV_F32: the AVX2 block kernel's keys / values converted to floats once per call
 
 // ---- generic C ---------------------------------------------------------------------------------
 
@@ -407,19 +407,128 @@ group_kv_avx2(float *out, float *p, int pstride, const float *q, const void *k, 
     }
 }
 
-// Batched prefill: causal attention of T tokens × G heads (rows r = t·G + g; row r sees the first
-// n0 + t + 1 positions). Each block of 16 keys and each value row is loaded and converted once per
-// four query rows instead of once per row. Per row the arithmetic is group_kv_avx2_g's operation
-// for operation: the same fused score lanes (score_avx2 for the row's last n mod 16), the same
-// softmax over the row's own length, and the same weighted-sum chains (values_avx2; positions past a
-// row's length carry probability 0 and add exactly nothing). So a prefilled
-// token's attention output and probabilities are bit-identical to a decode step's.
+// The last n mod 16 scores of one row from the converted keys (kf: hd rows of npad floats, zero
+// past the chunk): score_avx2's operations lane by lane — a multiply then an add over i = 0, 1, …
+// from 0, then · scale · ks (ksp: the scales, zero past the chunk) — for the 16 positions from
+// s0 = 16·⌊n/16⌋ at once; the lanes past n are dropped.
 T_AVX2 static inline __attribute__((always_inline)) void
-block_kv_avx2(float *out, int ldo, float *p, int pstride, const float *q, int ldq, const void *k, const float *ks,
-              const void *v, const float *vs, int T, int G, int n0, int hd, int kstride, float scale, const int dt,
-              mgk_softmax_fn softmax) {
-    if (hd % 8 != 0) { block_kv_generic(out, ldo, p, pstride, q, ldq, k, ks, v, vs, T, G, n0, hd, kstride, scale, dt, softmax); return; }
+tail_scores_avx2(float *prow, const float *qr, const float *kf, const float *ksp, int s0, int n, int hd, int npad, float scale,
+                 const int dt) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (int i = 0; i < hd; i++) {
+        const __m256 qi = _mm256_broadcast_ss(qr + i);
+        const float *kr = kf + (size_t)i * npad + s0;
+        a0 = _mm256_add_ps(a0, _mm256_mul_ps(qi, _mm256_loadu_ps(kr)));
+        a1 = _mm256_add_ps(a1, _mm256_mul_ps(qi, _mm256_loadu_ps(kr + 8)));
+    }
+    const __m256 sc = _mm256_set1_ps(scale);
+    a0 = _mm256_mul_ps(a0, sc);
+    a1 = _mm256_mul_ps(a1, sc);
+    if (dt == KV_I8) { a0 = _mm256_mul_ps(a0, _mm256_loadu_ps(ksp + s0)); a1 = _mm256_mul_ps(a1, _mm256_loadu_ps(ksp + s0 + 8)); }
+    float tmp[16];
+    _mm256_storeu_ps(tmp, a0);
+    _mm256_storeu_ps(tmp + 8, a1);
+    for (int t = s0; t < n; t++) prow[t] = tmp[t - s0];
+}
+
+// scores_avx2's fused lanes from the converted keys (kf: hd rows of kstride floats) for NR ≤ 6 rows
+// × 16 positions from s (12 chains): per lane the same FMAs over i = 0, 1, … from 0, then the same
+// multiply by scale · ks[s] (INT8) or scale (FP16), so the same bits as scores_avx2.
+T_AVX2 static inline __attribute__((always_inline)) void
+scores_tile_avx2(float *const *prow, const float *const *qr, const float *kf, const float *ks, int s, int hd, int kstride,
+                 float scale, const int NR, const int dt) {
+    __m256 a[6][2];
+    for (int j = 0; j < NR; j++) a[j][0] = a[j][1] = _mm256_setzero_ps();
+    for (int i = 0; i < hd; i++) {
+        const float *kr = kf + (size_t)i * kstride + s;
+        const __m256 k0 = _mm256_loadu_ps(kr), k1 = _mm256_loadu_ps(kr + 8);
+        for (int j = 0; j < NR; j++) {
+            const __m256 qi = _mm256_broadcast_ss(qr[j] + i);
+            a[j][0] = _mm256_fmadd_ps(qi, k0, a[j][0]);
+            a[j][1] = _mm256_fmadd_ps(qi, k1, a[j][1]);
+        }
+    }
+    const __m256 sc = _mm256_set1_ps(scale);
+    const __m256 f0 = dt == KV_I8 ? _mm256_mul_ps(sc, _mm256_loadu_ps(ks + s)) : sc;
+    const __m256 f1 = dt == KV_I8 ? _mm256_mul_ps(sc, _mm256_loadu_ps(ks + s + 8)) : sc;
+    for (int j = 0; j < NR; j++) {
+        _mm256_storeu_ps(prow[j] + s, _mm256_mul_ps(a[j][0], f0));
+        _mm256_storeu_ps(prow[j] + s + 8, _mm256_mul_ps(a[j][1], f1));
+    }
+}
+
+// values_avx2's sums from the converted value rows (vf, n × hd floats) and weights formed once per
+// call (wr: p·vs for INT8, p for FP16), for NR ≤ 3 rows × ND ≤ 2 slices of 8 dims from dim c: the
+// same even / odd fused chains per (row, slice), added at the end, so the same bits; up to 12
+// chains, each value slice loaded once for all NR rows.
+T_AVX2 static inline __attribute__((always_inline)) void
+values_tile_avx2(float *const *outr, const float *const *wr, const float *vf, int n, int hd, int c, const int NR, const int ND) {
+    __m256 a[3][2][2];  // [row][slice][even, odd]
+    for (int j = 0; j < NR; j++)
+        for (int d = 0; d < ND; d++) a[j][d][0] = a[j][d][1] = _mm256_setzero_ps();
+    int t = 0;
+    for (; t + 2 <= n; t += 2) {
+        for (int e = 0; e < 2; e++) {
+            __m256 vv[2];
+            for (int d = 0; d < ND; d++) vv[d] = _mm256_loadu_ps(vf + (size_t)(t + e) * hd + c + 8 * d);
+            for (int j = 0; j < NR; j++) {
+                const __m256 w = _mm256_broadcast_ss(wr[j] + t + e);
+                for (int d = 0; d < ND; d++) a[j][d][e] = _mm256_fmadd_ps(w, vv[d], a[j][d][e]);
+            }
+        }
+    }
+    if (t < n)  // the last position, an even one
+        for (int d = 0; d < ND; d++) {
+            const __m256 v0 = _mm256_loadu_ps(vf + (size_t)t * hd + c + 8 * d);
+            for (int j = 0; j < NR; j++) a[j][d][0] = _mm256_fmadd_ps(_mm256_broadcast_ss(wr[j] + t), v0, a[j][d][0]);
+        }
+    for (int j = 0; j < NR; j++)
+        for (int d = 0; d < ND; d++) _mm256_storeu_ps(outr[j] + c + 8 * d, _mm256_add_ps(a[j][d][0], a[j][d][1]));
+}
+
+// Batched prefill: causal attention of T tokens × G heads (rows r = t·G + g; row r sees the first
+// n0 + t + 1 positions). Each block of 16 keys and each value row is loaded once per four query
+// rows instead of once per row. Per row the arithmetic is group_kv_avx2_g's operation for
+// operation: the same fused score lanes (score_avx2's unfused sums for the row's last n mod 16),
+// the same softmax over the row's own length, and the same weighted-sum chains (values_avx2;
+// positions past a row's length carry probability 0 and add exactly nothing). So a prefilled
+// token's attention output and probabilities are bit-identical to a decode step's.
+// LT = KV_F32 (more than 4 rows): the keys and values were converted to floats once per call (kf, vf;
+// the conversion is exact, so the products are the same) instead of once per 4-row tile (6 times for
+// the model's 12 tokens × 2 heads); scores then run 6 rows × 16 positions per pass (12 chains), the
+// score tails 16 positions per pass, the weights p·vs are formed once per row and the weighted sums
+// run 3 rows × 16 dims per pass (12 chains). LT = dt: the cache directly, 4-row tiles as before.
+T_AVX2 static inline __attribute__((always_inline)) void
+block_kv_avx2_body(float *out, int ldo, float *p, int pstride, const float *q, int ldq, const void *k, const float *ks,
+                   const void *v, const float *vs, int T, int G, int n0, int hd, int kstride, float scale, const int dt,
+                   mgk_softmax_fn softmax, const int LT, const float *ksp, float *wbuf) {
     const int R = T * G, nmax = n0 + T;
+    if (LT == KV_F32)
+        for (int r0 = 0; r0 < R; r0 += 6) {  // scores from the converted keys: 16 positions × 6 rows per pass
+            const int nr = R - r0 < 6 ? R - r0 : 6;
+            const int nlong = n0 + (r0 + nr - 1) / G + 1;  // the longest row of this tile
+            float *prow[6];
+            const float *qr[6];
+            for (int j = 0; j < nr; j++) {
+                const int r = r0 + j;
+                qr[j] = q + (size_t)(r / G) * ldq + (size_t)(r % G) * hd;
+                prow[j] = p + (size_t)r * pstride;
+            }
+            const float *kf = (const float *)k;
+            for (int s = 0; s + 16 <= nlong; s += 16) switch (nr) {
+                case 1: scores_tile_avx2(prow, qr, kf, ks, s, hd, kstride, scale, 1, dt); break;
+                case 2: scores_tile_avx2(prow, qr, kf, ks, s, hd, kstride, scale, 2, dt); break;
+                case 3: scores_tile_avx2(prow, qr, kf, ks, s, hd, kstride, scale, 3, dt); break;
+                case 4: scores_tile_avx2(prow, qr, kf, ks, s, hd, kstride, scale, 4, dt); break;
+                case 5: scores_tile_avx2(prow, qr, kf, ks, s, hd, kstride, scale, 5, dt); break;
+                default: scores_tile_avx2(prow, qr, kf, ks, s, hd, kstride, scale, 6, dt); break;
+                }
+            for (int j = 0; j < nr; j++) {  // each row's last n mod 16 positions as the decode kernel does them
+                const int n = n0 + (r0 + j) / G + 1;
+                if (n % 16) tail_scores_avx2(prow[j], qr[j], kf, ksp, n / 16 * 16, n, hd, kstride, scale, dt);
+            }
+        }
+    else
     for (int r0 = 0; r0 < R; r0 += 4) {  // scores: 16 positions × 4 rows per pass, 8 chains
         const int nr = R - r0 < 4 ? R - r0 : 4;
         const int nlong = n0 + (r0 + nr - 1) / G + 1;  // the longest row of this tile
@@ -442,7 +551,47 @@ block_kv_avx2(float *out, int ldo, float *p, int pstride, const float *q, int ld
         softmax(pr, n);
         for (int s = n; s < nmax; s++) pr[s] = 0;
     }
-    for (int r0 = 0; r0 < R; r0 += 4) {  // weighted sums: 4 rows per pass, each value slice converted once
+    if (LT == KV_F32) {  // weighted sums from the converted values, the weights p·vs formed once
+        const float *wbase = p;
+        int wld = pstride;
+        if (dt == KV_I8) {
+            for (int r = 0; r < R; r++) {
+                const float *pr = p + (size_t)r * pstride;
+                float *wj = wbuf + (size_t)r * nmax;
+                const int n = n0 + r / G + 1;
+                int t = 0;
+                for (; t + 8 <= n; t += 8) _mm256_storeu_ps(wj + t, _mm256_mul_ps(_mm256_loadu_ps(pr + t), _mm256_loadu_ps(vs + t)));
+                for (; t < nmax; t++) wj[t] = t < n ? pr[t] * vs[t] : 0.0f;  // p = 0 past the row's end
+            }
+            wbase = wbuf;
+            wld = nmax;
+        }
+        for (int r0 = 0; r0 < R; r0 += 3) {  // 3 rows × 16 dims per pass (12 chains)
+            const int nr = R - r0 < 3 ? R - r0 : 3;
+            const int n = n0 + (r0 + nr - 1) / G + 1;  // the tile's longest row; shorter ones carry weight 0 past their end
+            float *outr[3];
+            const float *wr[3];
+            for (int j = 0; j < nr; j++) {
+                const int r = r0 + j;
+                outr[j] = out + (size_t)(r / G) * ldo + (size_t)(r % G) * hd;
+                wr[j] = wbase + (size_t)r * wld;
+            }
+            const float *vf = (const float *)v;
+            for (int c = 0; c < hd; c += 16) {
+                const int nd = hd - c >= 16 ? 2 : 1;
+                switch (nr * 2 + nd) {
+                case 3: values_tile_avx2(outr, wr, vf, n, hd, c, 1, 1); break;
+                case 4: values_tile_avx2(outr, wr, vf, n, hd, c, 1, 2); break;
+                case 5: values_tile_avx2(outr, wr, vf, n, hd, c, 2, 1); break;
+                case 6: values_tile_avx2(outr, wr, vf, n, hd, c, 2, 2); break;
+                case 7: values_tile_avx2(outr, wr, vf, n, hd, c, 3, 1); break;
+                default: values_tile_avx2(outr, wr, vf, n, hd, c, 3, 2); break;
+                }
+            }
+        }
+        return;
+    }
+    for (int r0 = 0; r0 < R; r0 += 4) {  // weighted sums: 4 rows per pass, each value slice loaded once
         const int nr = R - r0 < 4 ? R - r0 : 4;
         const int n = n0 + (r0 + nr - 1) / G + 1;  // the longest row of this tile
         float *outr[4];
@@ -459,6 +608,39 @@ block_kv_avx2(float *out, int ldo, float *p, int pstride, const float *q, int ld
         default: values_avx2(outr, pr, v, vs, 4, n, hd, dt); break;
         }
     }
+}
+
+enum { KV2_MAX_K = 6144, KV2_MAX_V = 6144, KV2_MAX_W = 6144 };  // converted keys (hd × npad), values (n × hd), weights (T·G × n): floats, 72 KB of stack
+
+T_AVX2 static inline __attribute__((always_inline)) void
+block_kv_avx2(float *out, int ldo, float *p, int pstride, const float *q, int ldq, const void *k, const float *ks,
+              const void *v, const float *vs, int T, int G, int n0, int hd, int kstride, float scale, const int dt,
+              mgk_softmax_fn softmax) {
+    if (hd % 8 != 0) { block_kv_generic(out, ldo, p, pstride, q, ldq, k, ks, v, vs, T, G, n0, hd, kstride, scale, dt, softmax); return; }
+    const int nmax = n0 + T, npad = (nmax + 15) / 16 * 16;
+    // One tile of ≤ 4 rows (the last layer's single token) converts each key block and value row once
+    // anyway: the cache directly. Likewise where the scratch would not fit.
+    if (T * G <= 4 || (long)hd * npad > KV2_MAX_K || (long)nmax * hd > KV2_MAX_V || (long)nmax * T * G > KV2_MAX_W) {
+        block_kv_avx2_body(out, ldo, p, pstride, q, ldq, k, ks, v, vs, T, G, n0, hd, kstride, scale, dt, softmax, dt, NULL, NULL);
+        return;
+    }
+    float kf[KV2_MAX_K], vf[KV2_MAX_V], ksp[KV2_MAX_K / 8], wbuf[KV2_MAX_W];  // npad ≤ KV2_MAX_K / 8 (hd ≥ 8)
+    const int nfull = nmax / 8 * 8;
+    for (int i = 0; i < hd; i++) {  // keys: row i of npad floats, exact conversions, zeros past the chunk
+        const size_t row = (size_t)i * kstride;
+        float *kr = kf + (size_t)i * npad;
+        int s = 0;
+        for (; s < nfull; s += 8) _mm256_storeu_ps(kr + s, kv_load_avx2(k, row + s, dt));
+        for (; s < nmax; s++) kr[s] = kv_get(k, row + s, dt);
+        for (; s < npad; s++) kr[s] = 0;
+    }
+    for (int t = 0; t < nmax; t++)  // values: the same layout as the cache (hd a multiple of 8)
+        for (int c = 0; c < hd; c += 8) _mm256_storeu_ps(vf + (size_t)t * hd + c, kv_load_avx2(v, (size_t)t * hd + c, dt));
+    if (dt == KV_I8) {
+        for (int s = 0; s < nmax; s++) ksp[s] = ks[s];
+        for (int s = nmax; s < npad; s++) ksp[s] = 0;
+    }
+    block_kv_avx2_body(out, ldo, p, pstride, q, ldq, kf, ks, vf, vs, T, G, n0, hd, npad, scale, dt, softmax, KV_F32, ksp, wbuf);
 }
 
 KV_INSTANCE(avx2, T_AVX2, MGK_PATH_AVX2, group_kv_avx2, block_kv_avx2, store_i8_vec_avx2)

@@ -310,7 +310,11 @@ int main(int argc, char **argv) {
                                  {7, 2, 300, 32}, {4, 2, 9, 12}, {13, 1, 250, 64}, {2, 2, 255, 32},
                                  // the AVX-512 fast block kernel: 8-row score tiles with 1–7 leftover rows, a 16-position
                                  // last block, head sizes 16, 48 and 128, and the largest chunk its scratch takes
-                                 {11, 2, 133, 32}, {9, 3, 20, 16}, {16, 4, 170, 32}, {6, 1, 60, 128}, {3, 2, 45, 48}};
+                                 {11, 2, 133, 32}, {9, 3, 20, 16}, {16, 4, 170, 32}, {6, 1, 60, 128}, {3, 2, 45, 48},
+                                 // the AVX2 block kernel's converted K/V (more than 4 rows): head size 8, the largest
+                                 // chunk its scratch takes (190 positions, hd 32), one past it (193: the cache directly),
+                                 // a long cache, 5 rows (a 6-row score tile short by one), head size 40 (a last 8-dim slice)
+                                 {5, 2, 3, 8}, {3, 2, 187, 32}, {3, 2, 190, 32}, {4, 1, 400, 32}, {5, 1, 30, 32}, {12, 2, 127, 40}};
     for (size_t a = 0; a < sizeof att / sizeof att[0]; a++) run_attention_case(att[a][0], att[a][1], att[a][2], att[a][3]);
     // KV stores (T, hd): the model's (12, 32), a partial and a second pass of 16, odd head sizes, and
     // a head wider than the vector block path (200).
