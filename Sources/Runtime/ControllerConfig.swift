@@ -38,14 +38,13 @@ extension ControllerThresholds {
             _ = try r.optionalString("controller.calibration.fitted_on")
             t.calibration = ConfidenceMap(weights: w, bias: bias)
         }
-        if let v = try r.value("controller.instructions") {
+        if try r.value("controller.instructions") != nil {
             let templates = try r.stringArray("controller.instructions.templates")
-            guard case .object(let o) = v, case .object(let slotObject)? = o["slots"] else {
+            guard case .object(let slotObject)? = try r.value("controller.instructions.slots") else {
                 throw r.fail("controller.instructions.slots", "missing: expected an object of slot name → array of words, e.g. {\"c\": [\"red\", \"blue\"]}")
             }
             var slots: [String: [String]] = [:]
             for name in slotObject.keys.sorted() { slots[name] = try r.stringArray("controller.instructions.slots.\(name)") }
-            _ = try r.value("controller.instructions.slots")
             let g = TaskGrammar(templates: templates, slots: slots)
             if let missing = g.undefinedSlots.first {
                 throw r.fail("controller.instructions.slots", "template slot {\(missing)} has no words (define \"\(missing)\": [...])")

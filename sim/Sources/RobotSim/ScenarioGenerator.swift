@@ -204,26 +204,16 @@ extension ScenarioGenerator {
         return s
     }
 
-    /// One hazard: the faults that begin together (same trigger, same duration).
-    public struct Hazard: Sendable {
-        /// Its name in metrics (`perception_stall`, `scanner_freeze`, …).
-        public var name: String
-        /// (kind, sensor, noise sigma) of each fault.
-        public var faults: [(FaultSpec.Kind, FaultSpec.Sensor, Double?)]
-    }
-
     /// The hazards `withHazardFault` draws from: failures of the sensors that see what is ahead
     /// (the scanner) and how the robot moves (odometry) that leave a plausible-looking frame, and
     /// the perception stalls in which the navigation stack's route hint — planned on the
     /// scanner's costmap on a real robot — freezes with the scanner.
-    public static let hazards: [Hazard] = [
-        Hazard(name: "scanner_freeze", faults: [(.freeze, .scanner, nil)]),
-        Hazard(name: "scanner_dropout", faults: [(.dropout, .scanner, nil)]),
-        Hazard(name: "scanner_noise", faults: [(.noise, .scanner, 0.3)]),
-        Hazard(name: "odometry_freeze", faults: [(.freeze, .odometry, nil)]),
-        Hazard(name: "odometry_dropout", faults: [(.dropout, .odometry, nil)]),
-        Hazard(name: "perception_stall", faults: [(.freeze, .scanner, nil), (.freeze, .route, nil)]),
-        Hazard(name: "scanner_dropout_stale_route", faults: [(.dropout, .scanner, nil), (.freeze, .route, nil)]),
+    /// Each hazard is the faults that begin together (same trigger, same duration).
+    public static let hazards: [[(FaultSpec.Kind, FaultSpec.Sensor, sigma: Double?)]] = [
+        [(.freeze, .scanner, nil)], [(.dropout, .scanner, nil)], [(.noise, .scanner, 0.3)],
+        [(.freeze, .odometry, nil)], [(.dropout, .odometry, nil)],
+        [(.freeze, .scanner, nil), (.freeze, .route, nil)],    // perception stall
+        [(.dropout, .scanner, nil), (.freeze, .route, nil)],   // scanner lost, route stale
     ]
 
     /// `scenario` with one hazard (`hazards`, drawn from `seed`): armed from a tick in 20…200, its
@@ -237,7 +227,7 @@ extension ScenarioGenerator {
         let from = rng.int(20...200)
         let within = r3(0.6 + 0.3 * rng.uniform())
         let to = from + rng.int(40...100)
-        for (kind, sensor, sigma) in hazard.faults {
+        for (kind, sensor, sigma) in hazard {
             s.faults.append(FaultSpec(kind: kind, sensor: sensor, from: from, to: to, sigma: sigma, whenWithin: within))
         }
         return s

@@ -239,17 +239,13 @@ public struct World: Sendable {
         for (i, f) in scenario.faults.enumerated() where isActive(f, index: i) {
             activeFaults.append(i)
             apply(f, index: i, to: &frame)
-            // Dropout: the last message's stamp; freeze: the stamp of the reading repeated.
-            let stale: Double
-            switch f.kind {
-            case .freeze: stale = frozen[i]?.t ?? frame.t
-            case .dropout: stale = 0
-            default: continue
-            }
+            guard f.kind == .freeze || f.kind == .dropout else { continue }
+            // Freeze: the stamp of the reading repeated; dropout: the last message's stamp.
+            func stale(_ last: Double?) -> Double { f.kind == .freeze ? frozen[i]?.t ?? frame.t : last ?? 0 }
             switch f.sensor {
-            case .scanner?: stamps.scanner = f.kind == .dropout ? lastStamps.scanner ?? 0 : stale
-            case .camera?: stamps.camera = f.kind == .dropout ? lastStamps.camera ?? 0 : stale
-            case .odometry?: stamps.odom = f.kind == .dropout ? lastStamps.odom ?? 0 : stale
+            case .scanner?: stamps.scanner = stale(lastStamps.scanner)
+            case .camera?: stamps.camera = stale(lastStamps.camera)
+            case .odometry?: stamps.odom = stale(lastStamps.odom)
             default: break
             }
         }
