@@ -159,7 +159,7 @@ enum { KV_BLOCK_BYTES = 8192 };
 // One instance of the generic loops per target: SUFFIX names it, ATTR is its target attribute, PATH
 // picks the FP32 softmax of the same path (fp32.c's table, looked up once per call) and GROUP is the
 // decode-step group kernel and BLOCK the prefill block kernel (the generic loops, or explicit ones).
-#define KV_INSTANCE(SUFFIX, ATTR, PATH, GROUP, BLOCK, STOREI8)                                                                     \
+#define KV_INSTANCE(SUFFIX, ATTR, PATH, GROUP, BLOCK, STOREI8, ROTI8)                                                                     \
     ATTR static void store_f16_##SUFFIX(uint16_t *out, int stride, const float *x, int n) {                       \
         store_f16_generic(out, stride, x, n);                                                                     \
     }                                                                                                             \
@@ -178,7 +178,7 @@ enum { KV_BLOCK_BYTES = 8192 };
     }                                                                                                             \
     ATTR static void rotate_back_i8_##SUFFIX(int8_t *k, float *ks, int kstride, int n, const float *cos,          \
                                              const float *sin, int hd) {                                          \
-        rotate_back_i8_generic(k, ks, kstride, n, cos, sin, hd);                                                  \
+        ROTI8(k, ks, kstride, n, cos, sin, hd);                                                                   \
     }                                                                                                             \
     ATTR static void attention_group_f16_##SUFFIX(float *out, float *p, int pstride, const float *q,              \
                                                   const uint16_t *k, const uint16_t *v, int G, int n, int hd,     \
@@ -216,7 +216,7 @@ enum { KV_BLOCK_BYTES = 8192 };
         attention_block_f16_##SUFFIX, attention_block_i8_##SUFFIX, store_block_i8_##SUFFIX,                       \
     };
 
-KV_INSTANCE(portable, , MGK_PATH_PORTABLE, group_kv_generic, block_kv_generic, store_i8_generic)
+KV_INSTANCE(portable, , MGK_PATH_PORTABLE, group_kv_generic, block_kv_generic, store_i8_generic, rotate_back_i8_generic)
 
 #if defined(__x86_64__)
 // ---- AVX2 + FMA + F16C ---------------------------------------------------------------------------
@@ -643,7 +643,69 @@ block_kv_avx2(float *out, int ldo, float *p, int pstride, const float *q, int ld
     block_kv_avx2_body(out, ldo, p, pstride, q, ldq, kf, ks, vf, vs, T, G, n0, hd, npad, scale, dt, softmax, KV_F32, ksp, wbuf);
 }
 
-KV_INSTANCE(avx2, T_AVX2, MGK_PATH_AVX2, group_kv_avx2, block_kv_avx2, store_i8_vec_avx2)
+// rotate_back_i8_generic on 8 positions at a time, byte for byte: a position's key is one lane, so
+// its dequantization, the unfused rotation, max |x| over the head dimensions and the requantization
+// (one multiply by inv = 127 / amax, round half to even, clamp) are the generic operations in the
+// generic order, done for 8 positions at once from the cache's position-contiguous rows (the generic
+// loop walks one position down hd strided rows). A block whose rotated key holds a NaN or an
+// infinity or whose 127 / amax overflows, and the last n mod 8 positions, take the generic loop; nothing is written before a
+// block is known to be ordinary, so the generic loop sees the original bytes.
+T_AVX2 static void rotate_back_i8_vec_avx2(int8_t *k, float *ks, int kstride, int n, const float *cos, const float *sin, int hd) {
+    const int half = hd / 2;
+    float col[hd * 8];  // 8 positions' keys, dimension-major, on the stack (hd ≤ a few hundred)
+    const __m256 absmask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    const __m256 lo = _mm256_set1_ps(-127.0f), hi = _mm256_set1_ps(127.0f), c127 = _mm256_set1_ps(127.0f);
+    const __m256 inf = _mm256_set1_ps(INFINITY), zero = _mm256_setzero_ps();
+    int s = 0;
+    for (; s + 8 <= n; s += 8) {
+        const __m256 scale = _mm256_loadu_ps(ks + s);
+        __m256 amax = zero, bad = zero;
+        for (int i = 0; i < half; i++) {
+            const __m256 a = _mm256_mul_ps(kv_load_avx2(k, (size_t)i * kstride + s, KV_I8), scale);
+            const __m256 b = _mm256_mul_ps(kv_load_avx2(k, (size_t)(i + half) * kstride + s, KV_I8), scale);
+            const __m256 cs = _mm256_set1_ps(cos[i]), sn = _mm256_set1_ps(sin[i]);
+            const __m256 na = _mm256_add_ps(_mm256_mul_ps(a, cs), _mm256_mul_ps(b, sn));
+            const __m256 nb = _mm256_sub_ps(_mm256_mul_ps(b, cs), _mm256_mul_ps(a, sn));
+            _mm256_storeu_ps(col + (size_t)i * 8, na);
+            _mm256_storeu_ps(col + (size_t)(i + half) * 8, nb);
+            const __m256 fa = _mm256_and_ps(na, absmask), fb = _mm256_and_ps(nb, absmask);
+            // !(|x| < ∞) is true for an infinity and for a NaN
+            bad = _mm256_or_ps(bad, _mm256_or_ps(_mm256_cmp_ps(fa, inf, _CMP_NLT_UQ), _mm256_cmp_ps(fb, inf, _CMP_NLT_UQ)));
+            amax = _mm256_max_ps(amax, fa);
+            amax = _mm256_max_ps(amax, fb);
+        }
+        for (int i = 2 * half; i < hd; i++) {  // odd hd: the last dimension is not rotated
+            const __m256 x = _mm256_mul_ps(kv_load_avx2(k, (size_t)i * kstride + s, KV_I8), scale);
+            _mm256_storeu_ps(col + (size_t)i * 8, x);
+            const __m256 fx = _mm256_and_ps(x, absmask);
+            bad = _mm256_or_ps(bad, _mm256_cmp_ps(fx, inf, _CMP_NLT_UQ));
+            amax = _mm256_max_ps(amax, fx);
+        }
+        if (_mm256_movemask_ps(bad)) {
+            rotate_back_i8_generic(k + s, ks + s, kstride, 8, cos, sin, hd);
+            continue;
+        }
+        const __m256 zeroLane = _mm256_cmp_ps(amax, zero, _CMP_EQ_OQ);  // an all-zero key: zeros, scale 0
+        const __m256 inv = _mm256_div_ps(c127, amax);
+        if (_mm256_movemask_ps(_mm256_andnot_ps(zeroLane, _mm256_cmp_ps(inv, inf, _CMP_NLT_UQ)))) {
+            rotate_back_i8_generic(k + s, ks + s, kstride, 8, cos, sin, hd);  // a subnormal amax: 127 / amax overflows
+            continue;
+        }
+        for (int i = 0; i < hd; i++) {
+            __m256 q = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(col + (size_t)i * 8), inv),
+                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            q = _mm256_min_ps(_mm256_max_ps(q, lo), hi);
+            q = _mm256_andnot_ps(zeroLane, q);
+            const __m256i d = _mm256_cvtps_epi32(q);  // −127…127: the saturating packs change nothing
+            const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1));
+            _mm_storel_epi64((__m128i *)(k + (size_t)i * kstride + s), _mm_packs_epi16(w, w));
+        }
+        _mm256_storeu_ps(ks + s, _mm256_andnot_ps(zeroLane, _mm256_div_ps(amax, c127)));
+    }
+    if (s < n) rotate_back_i8_generic(k + s, ks + s, kstride, n - s, cos, sin, hd);
+}
+
+KV_INSTANCE(avx2, T_AVX2, MGK_PATH_AVX2, group_kv_avx2, block_kv_avx2, store_i8_vec_avx2, rotate_back_i8_vec_avx2)
 
 // ---- AVX-512F/BW/VL ------------------------------------------------------------------------------
 // The store / load / re-rotation helpers are the generic loops compiled for AVX-512 (F16C is
@@ -690,7 +752,7 @@ T_AVX512 static void rotate_back_f16_avx512(uint16_t *k, int kstride, int n, con
     rotate_back_f16_generic(k, kstride, n, cos, sin, hd);
 }
 T_AVX512 static void rotate_back_i8_avx512(int8_t *k, float *ks, int kstride, int n, const float *cos, const float *sin, int hd) {
-    rotate_back_i8_generic(k, ks, kstride, n, cos, sin, hd);
+    rotate_back_i8_vec_avx2(k, ks, kstride, n, cos, sin, hd);
 }
 
 // 16 cached elements at base[idx...] (masked) as floats.

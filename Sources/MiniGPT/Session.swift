@@ -332,6 +332,24 @@ public final class Session: @unchecked Sendable {
     /// rolls: then a full cache first evicts `kvOptions.evictChunk` positions after the sinks.
     @discardableResult
     public func step(_ token: Int, exit rule: ExitRule = .full) -> UnsafeBufferPointer<Float> {
+        decode(token, exit: rule, outputs: true)
+        return logits
+    }
+
+    /// Appends `token` to the cache when nothing will read its outputs (a record's end marker):
+    /// the cache receives exactly the K and V bits `step(token, exit: rule)` would write, but with
+    /// every layer run fully the last one computes only its K and V rows (no attention, W_o or FFN)
+    /// and the head is not read — about a quarter of the layer work and the head product saved.
+    /// `logits`, `attention(head:)` and `probeLogits` are left as the previous call made them (the
+    /// probe reads nil). A `.confident` rule needs the head to pick its depth: then this is `step`.
+    public func append(_ token: Int, exit rule: ExitRule = .full) {
+        if case .confident = rule { step(token, exit: rule); return }
+        decode(token, exit: rule, outputs: false)
+    }
+
+    /// `step` (`outputs`) or `append` (not `outputs`: the last layer run fully stops after its K/V
+    /// when it is the model's last layer, and the head and the probe are not read).
+    @inline(__always) private func decode(_ token: Int, exit rule: ExitRule, outputs: Bool) {
         let c = model.config
         let (d, F) = (c.hiddenSize, c.intermediateSize)
         makeRoom(1)  // a rolling window evicts here; otherwise a no-op
@@ -345,7 +363,9 @@ public final class Session: @unchecked Sendable {
 
         x.update(from: model.embed + token * d, count: d)
         for (l, layer) in model.layers.enumerated() {
-            if l >= depth {  // exited: state propagation into this layer's cache only
+            if l >= depth || (!outputs && l == c.numHiddenLayers - 1) {
+                // exited, or the last layer of an `append`: this layer's cache only (the K/V rows
+                // `propagate` computes are the rows the full QKV product gives, bit for bit)
                 propagate(x, layer: l, tokens: 1, start: pos)
                 continue
             }
@@ -361,17 +381,18 @@ public final class Session: @unchecked Sendable {
             rmsnorm(h, x, layer.ffnNorm, d, eps: c.rmsNormEps)
             layer.ffn.apply(x, h, tokens: 1, batched: false, d: d, F: F, g: g, z: z, xu: xu, xs: xs.pointer)
             layer.ffn.forEachProduct { m, products in count(m, tokens: 1, products: products) }
-            probe(x, afterLayer: l)
+            if outputs { probe(x, afterLayer: l) }
             if case .confident(let maxEntropy) = rule, c.earlyExitLayers.contains(l + 1) {
                 headLogits(x)
                 if Sampler.entropy(logits) <= maxEntropy { depth = l + 1; haveLogits = true }
             }
         }
-        if !haveLogits { headLogits(x) }
-        finishProbe()
+        if outputs {
+            if !haveLogits { headLogits(x) }
+            finishProbe()
+        }
         position = pos + 1
         lastExitLayer = depth
-        return logits
     }
 
     /// `logits (V) = head · rmsnorm(x (d), final_norm)`, counted; `h` is overwritten.

@@ -279,7 +279,7 @@ public final class DecisionCore {
         // 1. Complete the previous record with the frame-end marker (deferred to keep it off the
         //    previous tick's latency).
         if pendingMarker >= 0 {
-            session.step(pendingMarker, exit: rule)
+            session.append(pendingMarker, exit: rule)  // its outputs are never read: K/V only at the last layer, no head
             recordLengths[(recordHead + recordCount - 1) % recordLengths.count] += 1
             pendingMarker = -1
         }

@@ -547,6 +547,30 @@ func maxRelDiff(_ a: [Float], _ b: [Float], floor: Float) -> Float { zip(a, b).m
         }
     }
 
+    // `append` (a record's end marker, whose outputs nothing reads) skips the last layer's
+    // attention, W_o and FFN and the head: the cache must still be the one `step` leaves, bit for
+    // bit, so what follows decodes identically; a `.confident` rule and an earlier fixed exit too.
+    @Test("append leaves the cache step leaves: later prefills, steps and attention bit-identical",
+          arguments: [(KVCacheDType.int8, ExitRule.full), (.float32, .full), (.int8, .after(2)), (.float16, .confident(maxEntropy: 2.5))])
+    func appendEqualsStep(dtype: KVCacheDType, rule: ExitRule) {
+        let model = Transformer(weights: oracleWeights(ModelConfig(earlyExitLayers: [2]), seed: 17).quantized(attention: true, ffn: true))
+        let V = model.config.vocabSize
+        var rng = RNG(seed: 43)
+        let a = Session(model: model, kvCache: KVCacheOptions(dtype: dtype)), b = Session(model: model, kvCache: KVCacheOptions(dtype: dtype))
+        for round in 0..<4 {
+            let ids = (0..<(round == 0 ? 20 : 9)).map { _ in Int(rng.next() % UInt64(V)) }
+            #expect(Self.bits(a.prefill(ids, exit: rule)) == Self.bits(b.prefill(ids, exit: rule)), "round \(round): prefill")
+            let marker = Int(rng.next() % UInt64(V))
+            a.append(marker, exit: rule); b.step(marker, exit: rule)
+            #expect(a.position == b.position && a.lastExitLayer == b.lastExitLayer, "round \(round): position / depth")
+        }
+        let tok = Int(rng.next() % UInt64(V))
+        #expect(Self.bits(a.step(tok, exit: rule)) == Self.bits(b.step(tok, exit: rule)), "step after appends")
+        for h in 0..<model.config.numAttentionHeads {
+            #expect(Self.bits(a.attention(head: h)) == Self.bits(b.attention(head: h)), "attention of head \(h)")
+        }
+    }
+
     @Test("prefill and step are deterministic: the same inputs give the same bits, run after run")
     func deterministic() {
         let model = Transformer(weights: oracleWeights(ModelConfig(), seed: 14).quantized(attention: true, ffn: true))

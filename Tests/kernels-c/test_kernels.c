@@ -276,6 +276,35 @@ static void run_kv_store_case(int T, int hd) {
     free(kin); free(vin); free(kr); free(vr); free(kb); free(vb); free(ksr); free(vsr); free(ksb); free(vsb);
 }
 
+// KV re-rotation after eviction (INT8 keys): every path must write the portable bytes and scales for
+// n positions of a transposed cache (row stride cap): random keys, an all-zero key, a zero scale, a
+// subnormal scale (127 / amax overflows), an infinite scale (NaN keys), odd head sizes (the last
+// dimension is not rotated) and position counts around the 8-position vector block.
+static void run_kv_rotate_case(int n, int hd) {
+    const int cap = n + 5, half = hd / 2;
+    int8_t *k0 = aligned((size_t)hd * cap), *kr = aligned((size_t)hd * cap), *kb = aligned((size_t)hd * cap);
+    float *ks0 = aligned(4 * (size_t)cap), *ksr = aligned(4 * (size_t)cap), *ksb = aligned(4 * (size_t)cap);
+    float *cs = aligned(4 * (size_t)(half + 1)), *sn = aligned(4 * (size_t)(half + 1));
+    for (int i = 0; i < hd * cap; i++) k0[i] = (int8_t)rand_int(-127, 127);
+    for (int s = 0; s < cap; s++) ks0[s] = (float)rand_int(1, 4000) / 65536.0f;
+    for (int i = 0; i < half; i++) { cs[i] = cosf(0.37f * (float)(i + 1)); sn[i] = sinf(0.37f * (float)(i + 1)); }
+    if (n > 3) { for (int i = 0; i < hd; i++) k0[(size_t)i * cap + 1] = 0; ks0[3] = 0; }
+    if (n > 9) ks0[9] = 1e-42f;
+    if (n > 12) ks0[12] = INFINITY;
+    const mgk_kv_kernels *ref = mgk_kv_kernels_for(MGK_PATH_PORTABLE);
+    memcpy(kr, k0, (size_t)hd * cap); memcpy(ksr, ks0, 4 * (size_t)cap);
+    ref->rotate_back_i8(kr, ksr, cap, n, cs, sn, hd);
+    for (int p = MGK_PATH_PORTABLE; p < MGK_PATH_COUNT; p++) {
+        const mgk_kv_kernels *kk = mgk_kv_kernels_for(p);
+        if (!kk) continue;
+        memcpy(kb, k0, (size_t)hd * cap); memcpy(ksb, ks0, 4 * (size_t)cap);
+        kk->rotate_back_i8(kb, ksb, cap, n, cs, sn, hd);
+        check(memcmp(kb, kr, (size_t)hd * cap) == 0 && memcmp(ksb, ksr, 4 * (size_t)cap) == 0,
+              "int8 KV re-rotation = portable (bytes, scales)", mgk_path_name(p), n, hd);
+    }
+    free(k0); free(kr); free(kb); free(ks0); free(ksr); free(ksb); free(cs); free(sn);
+}
+
 int main(int argc, char **argv) {
     const char *write_path = NULL, *check_path = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -320,6 +349,9 @@ int main(int argc, char **argv) {
     // a head wider than the vector block path (200).
     static const int kvs[][2] = {{12, 32}, {1, 32}, {5, 24}, {16, 32}, {20, 12}, {7, 64}, {3, 200}, {17, 128}, {9, 7}, {5, 120}};
     for (size_t a = 0; a < sizeof kvs / sizeof kvs[0]; a++) run_kv_store_case(kvs[a][0], kvs[a][1]);
+    // Re-rotation (n, hd): the daemon's eviction (91, 32), below, at and around the 8-position block.
+    static const int rot[][2] = {{91, 32}, {1, 32}, {7, 32}, {8, 32}, {16, 16}, {23, 7}, {40, 64}, {13, 9}, {100, 128}};
+    for (size_t a = 0; a < sizeof rot / sizeof rot[0]; a++) run_kv_rotate_case(rot[a][0], rot[a][1]);
     if (write_path) {
         FILE *f = fopen(write_path, "w");
         if (!f) { perror(write_path); return 2; }
