@@ -161,6 +161,13 @@ public final class KVCache: @unchecked Sendable {
         valueScales = FloatBuffer(count: scales)
     }
 
+    /// Reads every cached key, value and scale once (`Transformer.warmCaches`). Allocation-free.
+    func touch() -> UInt64 {
+        let bytes = layers * kvHeads * capacity * headDim * dtype.elementBytes
+        return mgk_touch(keys, bytes) &+ mgk_touch(values, bytes)
+            &+ mgk_touch(keyScales.pointer, 4 * keyScales.count) &+ mgk_touch(valueScales.pointer, 4 * valueScales.count)
+    }
+
     deinit {
         keys.deallocate()
         values.deallocate()

@@ -93,6 +93,16 @@ public final class Session: @unchecked Sendable {
     /// Forgets every cached position.
     public func reset() { position = 0 }
 
+    /// Brings the model's weights and this session's KV cache back into the caches before the next
+    /// call needs them (`Transformer.warmCaches`); changes nothing. Allocation-free.
+    @discardableResult
+    public func warmCaches() -> UInt64 {
+        var s = model.warmCaches() &+ kvCache.touch()
+        @inline(__always) func t(_ b: FloatBuffer) { s &+= mgk_touch(b.pointer, 4 * b.count) }
+        t(x); t(h); t(qkv); t(att); t(g); t(bx); t(bh); t(bqkv); t(batt); t(bg); t(bscores); t(scores); t(logitsBuffer); t(probeBuffer)
+        return s
+    }
+
     func setPosition(_ p: Int) { position = p }
 
     /// Bytes held by the KV cache.

@@ -1,4 +1,5 @@
 import Foundation
+import CMiniGPTKernels
 
 // The MiniGPT transformer, top to bottom (Llama family, pre-norm; DESIGN.md "The model"):
 //
@@ -187,6 +188,17 @@ public final class Transformer: @unchecked Sendable {
                                ffnNorm: ptrs[3 + 2 * i], ffn: ffn)
         }
         maxCols4 = ([head] + layers.flatMap { [$0.qkv, $0.o] + $0.ffn.matrices }).map(\.cols4).max()!
+    }
+
+    /// Reads every packed weight and norm gain once, so the next product finds them in the caches
+    /// (`mgk_touch`: one load per 64 bytes, ≈ weightBytes / 64 loads). For a loop that idles between
+    /// inputs: on a shared machine its weights leave the caches within milliseconds. Reads only;
+    /// thread-safe; allocation-free. Returns a byte sum (meaningless; it keeps the reads).
+    @discardableResult
+    public func warmCaches() -> UInt64 {
+        // The gains follow the embedding in `storage`: the final norm, then each layer's two.
+        let gains = (config.hiddenSize + 15) / 16 * 16 * (2 * config.numHiddenLayers + 1)
+        return arena.touch() &+ mgk_touch(finalNorm, 4 * gains)
     }
 
     /// Bytes of weights the decode step reads: matrices as stored (INT8 + scales, or FP32), the

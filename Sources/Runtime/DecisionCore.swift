@@ -326,6 +326,11 @@ public final class DecisionCore {
         return r
     }
 
+    /// Reads the model's weights and the session's KV cache into the CPU caches ahead of the next
+    /// decision (`loop.keep_warm_us`); changes no state, so decisions and replays are unchanged.
+    public func warmCaches() { warmSum &+= session.warmCaches() }
+    private var warmSum: UInt64 = 0
+
     /// The newest accepted frame (what the last decision read). Offline inspection (`mgpt explain`).
     public var latestFrame: ObservationFrame { latest }
 

@@ -50,6 +50,11 @@ public final class DecisionLoop: @unchecked Sendable {
     private let mailbox = Mutex<ControllerThresholds?>(nil)
     private let period: UInt64
     private let budget: UInt64
+    /// `loop.keep_warm_us` in ns (0 = off), the end of the last warm pass or model run, and the
+    /// passes so far.
+    private let keepWarm: UInt64
+    private var lastWarm: UInt64 = 0
+    public private(set) var warmPasses: UInt64 = 0
 
     // Preallocated I/O buffers.
     private let rx: UnsafeMutableRawBufferPointer
@@ -109,6 +114,7 @@ public final class DecisionLoop: @unchecked Sendable {
         subFD = (try? sub.fileDescriptor) ?? -1
         period = config.periodNanos
         budget = UInt64(config.budgetMicros) * 1000
+        keepWarm = UInt64(config.keepWarmMicros) * 1000
         recentRuns = .allocate(capacity: 32)
         recentRuns.initialize(repeating: 0)
         arrivalGuard = UInt64(config.budgetMicros) * 1000 * 3 / 2 + 100_000
@@ -189,7 +195,7 @@ public final class DecisionLoop: @unchecked Sendable {
         while !stopFlag.load(ordering: .acquiring) {
             let allocationsBefore = mgac_thread_mallocs()
             let early = arrivals ? awaitFrames(next: &next, mode: &mode, spent: &spent) : nil
-            if early == nil { RealTime.sleep(until: next) }
+            if early == nil { sleepWarm(until: next) }
             let woke = early ?? monotonicNanos()
             let held = mode == .hold
             let r = tickOnce(deadline: next, woke: woke, mode: mode, onArrival: early != nil)
@@ -213,7 +219,9 @@ public final class DecisionLoop: @unchecked Sendable {
     private func awaitFrames(next: inout UInt64, mode: inout TickMode, spent: inout Bool) -> UInt64? {
         while !stopFlag.load(ordering: .relaxed) {
             if !((try? sub.hasInput) ?? false) {
-                let rc = RealTime.waitReadable(subFD, until: next)
+                let until = keepWarm > 0 ? min(next, lastWarm + keepWarm) : next
+                let rc = RealTime.waitReadable(subFD, until: until)
+                if rc == 0 && until < next { warm(); continue }  // a keep-warm slice ended, not the period
                 if rc <= 0 { return nil }  // the deadline (or ppoll failed: the tick's sleep takes over)
                 continue                   // the descriptor fired: ZMQ_EVENTS says whether a message is in
             }
@@ -240,6 +248,22 @@ public final class DecisionLoop: @unchecked Sendable {
             spent = r.ranModel && !missed
         }
         return nil
+    }
+
+    /// Sleeps until `deadline`, reading the model back into the caches every `loop.keep_warm_us`.
+    private func sleepWarm(until deadline: UInt64) {
+        while keepWarm > 0 && lastWarm + keepWarm < deadline {
+            RealTime.sleep(until: lastWarm + keepWarm)
+            warm()
+        }
+        RealTime.sleep(until: deadline)
+    }
+
+    /// One keep-warm pass (`DecisionCore.warmCaches`: reads only, so decisions are unchanged).
+    private func warm() {
+        core.warmCaches()
+        warmPasses += 1
+        lastWarm = monotonicNanos()
     }
 
     /// Overrun accounting of a decision from `woke` to `end` with `next` the coming deadline:
@@ -320,6 +344,7 @@ public final class DecisionLoop: @unchecked Sendable {
         writeTelemetry(r, timing, onArrival: onArrival)
         send(topicTelemetry)
         if timing.total > maxTickNanos { maxTickNanos = timing.total }
+        if r.ranModel { lastWarm = monotonicNanos() }  // a model run leaves the caches warm
         if r.ranModel {
             let spentNanos = monotonicNanos() - woke
             recentRuns[recentRunsNext] = spentNanos
@@ -424,6 +449,7 @@ public final class DecisionLoop: @unchecked Sendable {
         out.raw(",\"arrival_decisions\":"); out.uint64(arrivalDecisions)
         out.raw(",\"early_ticks\":"); out.uint64(earlyTicks)
         out.raw(",\"arrivals_deferred\":"); out.uint64(arrivalsDeferred)
+        out.raw(",\"warm_passes\":"); out.uint64(warmPasses)
         out.raw(",\"model_runs\":"); out.uint64(c.modelRuns)
         out.raw(",\"frames_accepted\":"); out.uint64(c.framesAccepted)
         out.raw(",\"frames_malformed\":"); out.uint64(c.framesMalformed)

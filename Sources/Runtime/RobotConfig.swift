@@ -68,6 +68,11 @@ public struct RobotConfig: Sendable {
     /// deadline makes the tick run early); the fixed tick keeps the watchdog, overrun policy and
     /// status (docs/protocol.md, "Decide on arrival"). false: frames wait for the next tick.
     public var decideOnArrival: Bool = true
+    /// While it waits between decisions the loop reads the model's weights and KV cache back into
+    /// the CPU caches every `loop.keep_warm_us` µs (default 1000; 0 = never): on a machine shared
+    /// with other work they leave the caches within milliseconds, and the first decision after a
+    /// wait then runs from DRAM (measured: `mgpt bench loop --idle-us`, docs/performance.md).
+    public var keepWarmMicros: Int = 1000
     /// Spacing of the frames the model was trained on (`context.frame_interval_ms`, default 100 ms:
     /// the sim's 10 Hz decisions). Frames closer than half of it are counted (`frames_too_fast`).
     public var frameIntervalMillis: Double = 100
@@ -106,6 +111,7 @@ public struct RobotConfig: Sendable {
         let cpus = try r.intArray("loop.realtime.cpu_affinity", default: [])
         let lock = try r.bool("loop.realtime.mlockall", default: false)
         let onArrival = try r.bool("loop.decide_on_arrival", default: true)
+        let keepWarm = try r.int("loop.keep_warm_us", default: 1000, range: 0...10_000_000)
 
         func endpoint(_ key: String, _ d: String) throws -> String {
             let e = try r.string(key, default: d)
@@ -149,6 +155,6 @@ public struct RobotConfig: Sendable {
                            maxMessageBytes: maxBytes, instruction: instruction, windowTicks: window,
                            thresholds: t, staleAfterMillis: stale, recordEnabled: recordEnabled,
                            recordDir: recordDir, logLevel: level, statusIntervalMillis: statusMs,
-                           decideOnArrival: onArrival, frameIntervalMillis: frameInterval)
+                           decideOnArrival: onArrival, keepWarmMicros: keepWarm, frameIntervalMillis: frameInterval)
     }
 }

@@ -93,6 +93,7 @@ public enum Schemas {
         "arrival_decisions": {"type": "integer", "description": "decisions taken as their frame arrived (loop.decide_on_arrival)"},
         "early_ticks": {"type": "integer", "description": "ticks run early because a frame arrived too close to the deadline"},
         "arrivals_deferred": {"type": "integer", "description": "frames that waited for the tick (a model run already took place this period)"},
+        "warm_passes": {"type": "integer", "description": "keep-warm passes between decisions: the model's weights and KV cache read back into the CPU caches (loop.keep_warm_us)"},
         "publish_queue_full": {"type": "integer", "description": "messages dropped because the publisher ring was full"},
         "max_tick_us": {"type": "integer"}, "model": {"type": "string"}
       }

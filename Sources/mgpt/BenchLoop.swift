@@ -16,17 +16,24 @@ struct BenchLoop: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "loop",
         abstract: "Run the daemon's tick path offline and check its latency budget.",
-        discussion: "Exits 3 when p99 exceeds --budget-us or any tick allocated. Last line: p50_us=… p99_us=… p999_us=… max_us=… overruns=… allocs_per_tick=… own_allocs_per_tick=… kernels=… cpu_us_per_decision=… (this thread's CPU time per model run) energy_uj_per_decision=… (RAPL package energy per model run, n/a without readable /sys/class/powercap)")
+        discussion: "Exits 3 when p99 exceeds --budget-us or any tick allocated. Last line: p50_us=… p99_us=… p999_us=… max_us=… overruns=… allocs_per_tick=… own_allocs_per_tick=… kernels=… cpu_us_per_decision=… (this thread's CPU time per model run) energy_uj_per_decision=… (RAPL package energy per model run, n/a without readable /sys/class/powercap) idle_us=… keep_warm_us=… (the idle before each measured tick and the keep-warm interval used during it; 0 0 = back to back)")
 
     @Option(help: "The robot.json whose model and settings to use.") var config: String = "Configs/robot.json"
     @Option(help: "Measured ticks.") var ticks = 5000
     @Option(help: "Unmeasured warm-up ticks (fills the context window).") var warmup = 200
     @Option(help: "Budget for p99 in µs (default: loop.budget_us from the config).") var budgetUs: Int?
     @Option(help: "Seed of the synthetic observation frames.") var seed: UInt64 = 7
+    @Option(help: ArgumentHelp("Idle µs between measured ticks (0 = back to back).",
+                               discussion: "A live loop waits between frames (50 ms at 20 frames/s) and its caches cool meanwhile; back-to-back ticks find weights and code hot. Use 20000–50000 to see the tick a live daemon runs."))
+    var idleUs = 0
+    @Option(help: "With --idle-us: warm the caches every N µs while idle, as the daemon does (default: loop.keep_warm_us from the config; 0 = never).")
+    var keepWarmUs: Int?
     @Flag(help: "Print the whole result as JSON.") var json = false
 
     func validate() throws {
         guard ticks > 0, warmup >= 0 else { throw ValidationError("--ticks must be > 0 and --warmup >= 0") }
+        guard (0...1_000_000).contains(idleUs) else { throw ValidationError("--idle-us must be in 0...1000000") }
+        guard (keepWarmUs ?? 0) >= 0 else { throw ValidationError("--keep-warm-us must be >= 0") }
     }
 
     func run() throws {
@@ -38,6 +45,7 @@ struct BenchLoop: ParsableCommand {
         cfg.publishEndpoint = "inproc://\(id)-out"
         cfg.staleAfterMillis = 1e9  // offline: ticks run back to back, nothing goes stale
         let budget = budgetUs ?? cfg.budgetMicros
+        let keepWarm = keepWarmUs ?? cfg.keepWarmMicros
         let (model, tokenizer): (Transformer, Tokenizer)
         do { (model, tokenizer) = try Daemon.loadModel(cfg.modelPath) } catch let e as DaemonError { throw failure(e.message, code: e.code) }
         let core = try DecisionCore(config: cfg, model: model, tokenizer: tokenizer, startedAt: monotonicNanos())
@@ -87,6 +95,15 @@ struct BenchLoop: ParsableCommand {
                 runsBefore = core.counters.modelRuns
                 energyStart = energy.available ? energy.read() : nil
             }
+            if idleUs > 0 && i >= warmup {  // idle as a live loop does: sleep, warming every keepWarm µs
+                var left = idleUs
+                while left > 0 {
+                    let slice = keepWarm > 0 ? min(left, keepWarm) : left
+                    usleep(UInt32(slice))
+                    left -= slice
+                    if keepWarm > 0 { core.warmCaches() }
+                }
+            }
             let frame = frames[i % frames.count]
             topic.withUnsafeBytes { t in frame.withUnsafeBytes { p in _ = try? feeder.send(topic: t, payload: p, dontWait: true) } }
             let measuring = i >= warmup
@@ -133,14 +150,14 @@ struct BenchLoop: ParsableCommand {
             ("published", "\(loop.publisher.sent)"), ("publish_dropped", "\(loop.publishDropped)"),
             ("publish_delay_p50_us", loop.publisher.queueDelayMicros(percentile: 50).map { fmt($0, 0) } ?? "n/a"),
             ("publish_delay_p99_us", loop.publisher.queueDelayMicros(percentile: 99).map { fmt($0, 0) } ?? "n/a"),
-            ("kernels", KernelPath.selected),
+            ("kernels", KernelPath.selected), ("idle_us", "\(idleUs)"), ("keep_warm_us", "\(idleUs > 0 ? keepWarm : 0)"),
         ]
         if json {
             var obj = Dictionary(uniqueKeysWithValues: fields + perDecision)
             obj["energy_note"] = energyNote
             print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
         } else {
-            print("loop benchmark: \(config) (model \(cfg.modelPath)), \(ticks) ticks after \(warmup) warm-up, budget \(budget) µs, kernels \(KernelPath.selected)")
+            print("loop benchmark: \(config) (model \(cfg.modelPath)), \(ticks) ticks after \(warmup) warm-up\(idleUs > 0 ? ", \(idleUs) µs idle before each" : ", back to back"), budget \(budget) µs, kernels \(KernelPath.selected)")
             print(table([["p50 µs", "p99 µs", "p99.9 µs", "max µs", "overruns", "allocs/tick", "own allocs/tick"],
                          [fmt(p50, 1), fmt(p99, 1), fmt(p999, 1), fmt(mx, 1), "\(overruns)",
                           supported ? fmt(perTick, 3) : "n/a", supported ? fmt(ownPerTick, 3) : "n/a"]]))
@@ -150,7 +167,7 @@ struct BenchLoop: ParsableCommand {
             print("cpu µs/decision: this thread's CPU time (CLOCK_THREAD_CPUTIME_ID) summed over the measured ticks / model runs.")
             print("\(energyNote)\n")
         }
-        print((fields.prefix(7) + fields.suffix(1) + perDecision).map { "\($0.0)=\($0.1)" }.joined(separator: " "))  // … kernels=<path> cpu_us_per_decision=… energy_uj_per_decision=…
+        print((fields.prefix(7) + [fields[fields.count - 3]] + perDecision + fields.suffix(2)).map { "\($0.0)=\($0.1)" }.joined(separator: " "))  // … kernels=<path> cpu_us_per_decision=… energy_uj_per_decision=… idle_us=… keep_warm_us=…
         if p99 > Double(budget) || (supported && allocs > 0) {
             throw failure("budget broken: p99 \(fmt(p99, 1)) µs vs \(budget) µs, \(allocs) allocations on the loop thread in \(ticks) ticks", code: Exit.budgetMissed)
         }

@@ -189,12 +189,13 @@ import Wire
         static let rateHz = 4
         static let period = 1.0 / Double(rateHz)
 
-        init(decideOnArrival: Bool) throws {
+        init(decideOnArrival: Bool, keepWarmMicros: Int? = nil) throws {
             dir = try TempDir()
             try makeModelFolder(dir.url.appendingPathComponent("model"))
             let obs = "ipc://\(dir.path("obs.ipc"))", out = "ipc://\(dir.path("out.ipc"))"
             let cfg = try writeConfig(dir, model: "model", extra: [
-                "loop": ["rate_hz": Self.rateHz, "budget_us": 200_000, "decide_on_arrival": decideOnArrival],
+                "loop": ["rate_hz": Self.rateHz, "budget_us": 200_000, "decide_on_arrival": decideOnArrival]
+                    .merging(keepWarmMicros.map { ["keep_warm_us": $0] } ?? [:]) { a, _ in a },
                 "io": ["sensor_endpoint": obs, "publish_endpoint": out],
                 "controller": ["stale_after_ms": 10_000],
                 "record": ["enabled": false],
@@ -287,6 +288,35 @@ import Wire
         #expect(final["state"] as? String == "stopped", "\(final)")
         #expect((final["arrival_decisions"] as? Int ?? 0) >= 6 && (final["arrivals_deferred"] as? Int ?? 0) >= 1, "\(final)")
         #expect(final["overruns"] as? Int == 0 && final["deadline_misses"] as? Int == 0, "\(final)")
+        // loop.keep_warm_us (default 1 ms): the waits between decisions are sliced into keep-warm
+        // passes — over these ≥ 2 s hundreds of them, at most one per interval.
+        let uptime = final["uptime_ms"] as? Int ?? 0, passes = final["warm_passes"] as? Int ?? -1
+        #expect(passes > uptime / 10 && passes <= uptime + 10, "warm_passes \(passes) in \(uptime) ms: \(final)")
+    }
+
+    @Test("loop.keep_warm_us: 1000 by default, 0 turns the passes off, other values are refused naming the key")
+    func keepWarmConfig() throws {
+        let common = #""model":{"path":"m"},"context":{"instruction":"go"}"#
+        #expect(try RobotConfig.parse(data: Data("{\(common),\"loop\":{\"rate_hz\":100}}".utf8), file: "/x/robot.json").keepWarmMicros == 1000)
+        #expect(try RobotConfig.parse(data: Data("{\(common),\"loop\":{\"rate_hz\":100,\"keep_warm_us\":0}}".utf8), file: "/x/robot.json").keepWarmMicros == 0)
+        for bad in ["-1", "\"fast\"", "1.5", "20000000"] {
+            let e = configError("{\(common),\"loop\":{\"rate_hz\":100,\"keep_warm_us\":\(bad)}}")
+            #expect(e.hasPrefix("/etc/robot.json: loop.keep_warm_us: expected"), "\(bad) → \(e)")
+        }
+    }
+
+    @Test("with loop.keep_warm_us 0 the loop makes no keep-warm pass (and still decides on arrival)")
+    func keepWarmOff() throws {
+        let d = try SlowDaemon(decideOnArrival: true, keepWarmMicros: 0)
+        try d.handshake()
+        try d.waitForTick()
+        usleep(20_000)
+        #expect(try d.answer(1).onArrival)
+        kill(d.daemon.process.processIdentifier, SIGTERM)
+        var final: [String: Any] = [:]
+        while let m = try? d.next("status", timeout: 3) { final = m.json; if m.json["state"] as? String == "stopped" { break } }
+        #expect(d.daemon.wait(seconds: 10) == 0, "stderr:\n\(d.daemon.stderr)")
+        #expect(final["warm_passes"] as? Int == 0, "\(final)")
     }
 
     @Test("with loop.decide_on_arrival false, frames wait for the next tick")

@@ -1,5 +1,6 @@
 #ifndef MGK_DISPATCH_H
 #define MGK_DISPATCH_H
+#include <stddef.h>
 #include <stdint.h>
 // Run-time CPU dispatch (kernels.c). The C target is built without -march=native by default
 // (Package.swift): every fast kernel carries its own __attribute__((target(...))) and is chosen at
@@ -40,6 +41,9 @@ int mgk_path_supported(int path);
 int mgk_best_path(void);
 /// The path MGK_PATH_AUTO resolves to: MINIGPT_KERNELS when set (and valid), else mgk_best_path().
 int mgk_selected_path(void);
+/// Reads one byte of every 64 in [p, p + bytes) and returns their sum: brings memory back into
+/// the caches before it is needed (a real-time loop's weights between frames). Reads only.
+uint64_t mgk_touch(const void *p, size_t bytes);
 /// The path a MINIGPT_KERNELS value asks for (NULL, "" or "auto": the best), or -1 with the
 /// refusal message in err: an unknown name, or a path this CPU lacks.
 int mgk_kernels_parse(const char *value, char *err, int errlen);
