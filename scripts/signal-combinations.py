@@ -9,8 +9,9 @@ Fits each candidate on the calibration episodes and scores it on the evaluation 
   mgpt eval controller --seed 5 --episodes 200 --fault-episodes 0 --hazard-episodes 0 --offline-only --dump out/eval.csv
   python3 scripts/signal-combinations.py out/cal.csv out/eval.csv
 
-Candidates: logistic regressions (the shipped calibration's features; + the proposed verb;
-+ verb × entropy / probability interactions) and fitting-free rank blends of entropy with
+Candidates: logistic regressions (the model's signals; + the proposed verb; + verb × entropy /
+probability interactions; + what the frame shows — nearest scanner range, route-hint bearing — alone
+and per proposed verb, the feature set `mgpt calibrate` fits since issue 14's frame features) and fitting-free rank blends of entropy with
 exit-head disagreement. Dumps made with `--second-opinion Models/robot` (a second, independently
 trained model deciding beside the deployed one) add the ensemble candidates. Needs numpy only.
 """
@@ -31,6 +32,12 @@ def load(path):
     # `--second-opinion DIR` fills this column (JS of the two models' verb distributions).
     if rows and rows[0].get("ensemble_disagreement"):
         col["ensemble"] = np.array([float(r["ensemble_disagreement"]) for r in rows])
+    # What the frame shows (dumps since these columns were added): the nearest scanner range and
+    # the route hint's bearing (inf without one), as DecisionSignals holds them.
+    if rows and rows[0].get("nearest_range"):
+        for k in ["nearest_range", "route_bearing"]:
+            col[k] = np.array([float(r[k]) for r in rows])
+    col["wrong_tolerant"] = np.array([int(r["wrong_tolerant"]) for r in rows])
     return col, np.array([int(r["wrong"]) for r in rows])
 
 
@@ -56,6 +63,12 @@ def auroc(score, y):
     return (r[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0)
 
 
+def risk(score, y, coverage=0.9):
+    """Error rate among the `coverage` share of decisions with the lowest score (accepted)."""
+    keep = np.argsort(score, kind="mergesort")[: int(round(coverage * len(y)))]
+    return y[keep].mean()
+
+
 def logit(p):
     p = np.clip(p, 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
@@ -69,6 +82,13 @@ def features(c, kind):
         return base
     if kind == "+ proposed verb":
         return np.c_[base, onehot]
+    if kind in ("+ what the frame shows", "shipped: verb × (near obstacle, route ahead)"):
+        # DecisionSignals.nearObstacle / routeAhead: e^(−r / 0.3 m), e^(−|b| / 0.2 rad), 0 when absent
+        near = np.exp(-np.maximum(c["nearest_range"], 0) / 0.3)
+        ahead = np.exp(-np.abs(c["route_bearing"]) / 0.2)
+        if kind == "+ what the frame shows":
+            return np.c_[base, near, ahead]
+        return np.c_[base, onehot, onehot * near[:, None], onehot * ahead[:, None]]
     if kind == "+ second opinion":
         e = c["ensemble"]
         return np.c_[base, e, np.sqrt(e), e * c["entropy"]]
@@ -105,6 +125,15 @@ def main():
         w = fit((xc - mu) / sd, ycal)
         print(f"candidate=logistic({kind}) cal_auroc={auroc((xc - mu) / sd @ w, ycal):.4f} "
               f"eval_auroc={auroc((xe - mu) / sd @ w, yev):.4f}")
+    if "nearest_range" in cal and "nearest_range" in ev:
+        for kind in ["+ what the frame shows", "shipped: verb × (near obstacle, route ahead)"]:
+            xc, xe = features(cal, kind), features(ev, kind)
+            mu, sd = xc.mean(0), xc.std(0) + 1e-9
+            w = fit((xc - mu) / sd, ycal)
+            se = (xe - mu) / sd @ w
+            print(f"candidate=logistic({kind}) cal_auroc={auroc((xc - mu) / sd @ w, ycal):.4f} eval_auroc={auroc(se, yev):.4f} "
+                  f"risk_at_90={risk(se, yev):.4f} tolerant_risk_at_90={risk(se, ev['wrong_tolerant']):.4f}")
+        print(f"candidate=entropy risk_at_90={risk(ev['entropy'], yev):.4f} tolerant_risk_at_90={risk(ev['entropy'], ev['wrong_tolerant']):.4f}")
     rh, rx = ranks(ev["entropy"]) / len(yev), ranks(ev["exit_disagreement"]) / len(yev)
     for a in [1.0, 0.3]:
         print(f"candidate=rank(entropy)+{a}*rank(exit_disagreement) eval_auroc={auroc(rh + a * rx, yev):.4f}")

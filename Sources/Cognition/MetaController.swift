@@ -147,6 +147,7 @@ public struct MetaController: Sendable {
         s.entropy = p.entropy
         s.grammarMass = p.grammarMass
         s.margin = p.margin
+        s.verbLane = Intent(index: p.index).map { DecisionSignals.lane($0.kind) } ?? -1
         s.confidence = t.calibration.confidence(s)
         if !instructionAccepted {
             suspectStreak = 0

@@ -1,4 +1,5 @@
 import Foundation
+import Observation
 
 /// Every signal behind one decision: what the controller gates on, what telemetry publishes and
 /// what `mgpt explain` / `mgpt calibrate` read. Filled by the decision tick, allocation-free.
@@ -28,15 +29,41 @@ public struct DecisionSignals: Sendable, Equatable {
     /// Calibrated probability that the proposed verb is right (the published `confidence` of an
     /// accepted decision); equals `probability` without a calibration.
     public var confidence: Float = 0
+    /// What the frame shows that the expert's threshold calls depend on: the nearest scanner range
+    /// (m; +∞ without a scan) and the planner's route-hint bearing (rad; +∞ without a hint).
+    public var nearestRange: Float = .infinity
+    public var routeBearing: Float = .infinity
+    /// The proposed verb (`Intent.Kind.allCases` lane; −1 before a proposal).
+    public var verbLane: Int = -1
 
     /// Zero signals.
     public init() {}
 
-    /// The calibration features, in `ConfidenceMap.featureNames` order.
-    @inline(__always) public var features: SIMD8<Float> {
+    /// Obstacle nearness from `nearestRange`: e^(−r / 0.3 m), 1 at contact, ≈ 0 beyond 1.5 m.
+    @inline(__always) public var nearObstacle: Float { nearestRange.isNaN ? 0 : expf(-max(nearestRange, 0) / 0.3) }
+    /// Route alignment from `routeBearing`: e^(−|b| / 0.2 rad), 1 straight ahead, 0 without a hint.
+    @inline(__always) public var routeAhead: Float { routeBearing.isNaN ? 0 : expf(-abs(routeBearing) / 0.2) }
+
+    /// The `verbLane` of a verb (`Intent.Kind.allCases` order), without building `allCases`.
+    @inline(__always) public static func lane(_ k: Intent.Kind) -> Int {
+        switch k { case .stop: 0; case .done: 1; case .backup: 2; case .forward: 3; case .turnLeft: 4; case .turnRight: 5 }
+    }
+
+    /// The calibration features, in `ConfidenceMap.featureNames` order: the model's signals, then
+    /// per proposed verb (DONE is the reference) an indicator and its products with obstacle
+    /// nearness and route alignment — the expert switches verbs at clearance and bearing thresholds,
+    /// so how sure a verb can be depends on where the robot is (docs/controller.md).
+    @inline(__always) public var features: SIMD32<Float> {
         let p = min(max(probability, 1e-6), 1 - 1e-6)
-        return SIMD8(logf(p / (1 - p)), entropy, logf(max(grammarMass, 1e-12)), margin,
-                     headDisagreement, exitDisagreement, temporalDisagreement, 0)
+        var f = SIMD32<Float>(repeating: 0)
+        f[0] = logf(p / (1 - p)); f[1] = entropy; f[2] = logf(max(grammarMass, 1e-12)); f[3] = margin
+        f[4] = headDisagreement; f[5] = exitDisagreement; f[6] = temporalDisagreement
+        if let k = ConfidenceMap.verbSlot(verbLane) {
+            f[7 + 3 * k] = 1
+            f[8 + 3 * k] = nearObstacle
+            f[9 + 3 * k] = routeAhead
+        }
+        return f
     }
 }
 
@@ -46,19 +73,36 @@ public struct DecisionSignals: Sendable, Equatable {
 /// is kept ≥ 0 so confidence never falls when the model's own probability rises. Without a
 /// calibration the map is the identity on the raw probability (weight 1 on its logit).
 public struct ConfidenceMap: Sendable, Equatable {
-    /// Feature names, the keys of `controller.calibration.weights`.
-    public static let featureNames = ["logit_probability", "entropy", "log_grammar_mass", "margin",
-                                      "head_disagreement", "exit_disagreement", "temporal_disagreement"]
-    /// Weights in `featureNames` order (lane 7 unused).
-    public var weights: SIMD8<Float>
+    /// The verbs with their own features (`Intent.Kind` lanes; DONE, lane 1, is the reference).
+    static let verbFeatureLanes = [0, 2, 3, 4, 5]
+    /// Feature slot of a verb lane (nil for DONE and unknown lanes).
+    @inline(__always) static func verbSlot(_ lane: Int) -> Int? {
+        switch lane { case 0: 0; case 2: 1; case 3: 2; case 4: 3; case 5: 4; default: nil }
+    }
+
+    /// Feature names, the keys of `controller.calibration.weights`: the model's seven signals,
+    /// then `verb_<v>`, `near_obstacle_<v>`, `route_ahead_<v>` for STOP, BACKUP, FORWARD,
+    /// TURN_LEFT, TURN_RIGHT. A calibration naming only some of them leaves the others at 0.
+    public static let featureNames: [String] = ["logit_probability", "entropy", "log_grammar_mass", "margin",
+                                                "head_disagreement", "exit_disagreement", "temporal_disagreement"]
+        + verbFeatureLanes.flatMap { lane -> [String] in
+            let v = Intent.Kind.allCases[lane].rawValue.lowercased()
+            return ["verb_\(v)", "near_obstacle_\(v)", "route_ahead_\(v)"]
+        }
+    /// Weights in `featureNames` order (lanes past `featureNames.count` unused).
+    public var weights: SIMD32<Float>
     /// Intercept.
     public var bias: Float
 
     /// The identity map: confidence = raw probability.
-    public static let identity = ConfidenceMap(weights: SIMD8(1, 0, 0, 0, 0, 0, 0, 0), bias: 0)
+    public static let identity: ConfidenceMap = {
+        var w = SIMD32<Float>(repeating: 0)
+        w[0] = 1
+        return ConfidenceMap(weights: w, bias: 0)
+    }()
 
     /// A map from its weights and bias.
-    public init(weights: SIMD8<Float>, bias: Float) {
+    public init(weights: SIMD32<Float>, bias: Float) {
         self.weights = weights
         self.bias = bias
     }
@@ -71,20 +115,54 @@ public struct ConfidenceMap: Sendable, Equatable {
 
     /// Fits the map to `(signals, correct)` pairs by L2-regularised logistic regression (Newton's
     /// method, deterministic), restricted to the features in `use`; `logit_probability`'s weight is
-    /// projected to ≥ 0 (monotone in the model's own probability).
+    /// constrained to ≥ 0 (monotone in the model's own probability): when the unconstrained fit
+    /// gives it a negative weight, the constraint is active and the map is refitted with that
+    /// weight fixed at 0 (projecting each Newton step instead diverges when the probability is
+    /// nearly collinear with entropy and margin, as it is). The regression runs on
+    /// standardised features (zero mean, unit variance; a constant feature is left out), so the L2
+    /// term weighs every feature alike: a feature that is small on most decisions (obstacle
+    /// nearness) is not shrunk to nothing. The weights are mapped back to the raw features.
     public static func fit(_ samples: [(DecisionSignals, Bool)], use: [String] = featureNames,
                            l2: Double = 1e-3, iterations: Int = 50) -> ConfidenceMap {
-        let idx = use.compactMap { featureNames.firstIndex(of: $0) }
-        let k = idx.count + 1   // + bias
         guard !samples.isEmpty else { return .identity }
-        let X: [[Double]] = samples.map { s in
+        let free = fitUnconstrained(samples, use: use, l2: l2, iterations: iterations)
+        guard free.weights[0] < 0 else { return free }
+        return fitUnconstrained(samples, use: use.filter { $0 != featureNames[0] }, l2: l2, iterations: iterations)
+    }
+
+    private static func fitUnconstrained(_ samples: [(DecisionSignals, Bool)], use: [String],
+                                         l2: Double, iterations: Int) -> ConfidenceMap {
+        let n = Double(samples.count)
+        let raw: [[Double]] = samples.map { s in
             let f = s.0.features
-            return idx.map { Double(f[$0]) } + [1]
+            return use.compactMap { featureNames.firstIndex(of: $0) }.map { Double(f[$0]) }
         }
+        var idx: [Int] = [], mean: [Double] = [], sd: [Double] = [], cols: [Int] = []
+        for (c, j) in use.compactMap({ featureNames.firstIndex(of: $0) }).enumerated() {
+            let m = raw.reduce(0) { $0 + $1[c] } / n
+            let v = raw.reduce(0) { $0 + ($1[c] - m) * ($1[c] - m) } / n
+            guard v > 1e-12 else { continue }   // constant on these decisions: no information
+            idx.append(j); cols.append(c); mean.append(m); sd.append(v.squareRoot())
+        }
+        let k = idx.count + 1   // + bias
+        let X: [[Double]] = raw.map { r in cols.indices.map { (r[cols[$0]] - mean[$0]) / sd[$0] } + [1] }
         let y = samples.map { $0.1 ? 1.0 : 0.0 }
         var w = [Double](repeating: 0, count: k)
-        if let j = idx.firstIndex(of: 0) { w[j] = 1 }
-        let n = Double(samples.count)
+        // Penalised log-loss, for the step-size search (Newton's full step can overshoot and
+        // diverge on nearly collinear features: each step is halved until the loss falls).
+        func loss(_ w: [Double]) -> Double {
+            var total = 0.0
+            for (x, yi) in zip(X, y) {
+                var z = 0.0
+                for j in 0..<k { z += w[j] * x[j] }
+                let m = yi > 0.5 ? -z : z   // −log σ(±z) = log(1 + e^{m}), computed stably
+                total += m > 0 ? m + log1p(exp(-m)) : log1p(exp(m))
+            }
+            var penalty = 0.0
+            for a in 0..<(k - 1) { penalty += w[a] * w[a] }
+            return total / n + 0.5 * l2 * penalty
+        }
+        var current = loss(w)
         for _ in 0..<iterations {
             var g = [Double](repeating: 0, count: k)
             var H = [[Double]](repeating: [Double](repeating: 0, count: k), count: k)
@@ -100,14 +178,26 @@ public struct ConfidenceMap: Sendable, Equatable {
             }
             for a in 0..<(k - 1) { g[a] += l2 * w[a]; H[a][a] += l2 }
             guard let step = solve(H, g) else { break }
+            var t = 1.0, next = w, nextLoss = current
+            for _ in 0..<30 {
+                for j in 0..<k { next[j] = w[j] - t * step[j] }
+                nextLoss = loss(next)
+                if nextLoss <= current { break }
+                t *= 0.5
+            }
+            guard nextLoss <= current else { break }   // no descent left: converged to rounding
             var change = 0.0
-            for j in 0..<k { w[j] -= step[j]; change = max(change, abs(step[j])) }
-            if let j = idx.firstIndex(of: 0), w[j] < 0 { w[j] = 0 }
+            for j in 0..<k { change = max(change, abs(next[j] - w[j])) }
+            (w, current) = (next, nextLoss)
             if change < 1e-9 { break }
         }
-        var weights = SIMD8<Float>(repeating: 0)
-        for (j, f) in idx.enumerated() { weights[f] = Float(w[j]) }
-        return ConfidenceMap(weights: weights, bias: Float(w[k - 1]))
+        var weights = SIMD32<Float>(repeating: 0)
+        var bias = w[k - 1]
+        for (j, f) in idx.enumerated() {
+            weights[f] = Float(w[j] / sd[j])
+            bias -= w[j] * mean[j] / sd[j]
+        }
+        return ConfidenceMap(weights: weights, bias: Float(bias))
     }
 
     /// Solves `A x = b` by Gaussian elimination with partial pivoting (nil when singular).

@@ -19,7 +19,7 @@ extension ControllerThresholds {
             throw r.fail("controller.fallback_intent", "expected an intent such as \"STOP\" or \"BACKUP\", found \"\(fallbackText)\" (\(error))")
         }
         if try r.value("controller.calibration") != nil {
-            var w = SIMD8<Float>(repeating: 0)
+            var w = SIMD32<Float>(repeating: 0)
             var any = false
             for (i, name) in ConfidenceMap.featureNames.enumerated() {
                 if let v = try r.optionalNumber("controller.calibration.weights.\(name)", range: -1000...1000) {

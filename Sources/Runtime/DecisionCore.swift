@@ -311,6 +311,10 @@ public final class DecisionCore {
         if previousVerbs.sum() > 0 { signals.temporalDisagreement = DecisionSignals.js(proposal.verbs, previousVerbs) }
         previousVerbs = proposal.verbs
         signals.frameAgeMs = Float(Double(age(now)) / 1e6)
+        var nearest = Float.infinity
+        for r in latest.ranges where r < nearest { nearest = r }
+        signals.nearestRange = nearest
+        signals.routeBearing = latest.route?.bearing ?? .infinity
         r.decision = controller.decide(proposal, signals: &signals)
         r.proposal = proposal
         r.headDisagreement = signals.headDisagreement

@@ -277,11 +277,11 @@ struct EvalControllerCommand: ParsableCommand {
         let faulted = try data.samples(loop, n: data.faultEpisodes, seed: seed, set: .faulted)
         let hazard = try data.samples(loop, n: data.hazardEpisodes, seed: seed, set: .hazard)
         if let dump {
-            var csv = "set,tick,probability,entropy,grammar_mass,margin,head_disagreement,exit_disagreement,temporal_disagreement,confidence,sensor_flags,proposal,expert,wrong,gated,reason,faults,wrong_tolerant,ensemble_disagreement\n"
+            var csv = "set,tick,probability,entropy,grammar_mass,margin,head_disagreement,exit_disagreement,temporal_disagreement,confidence,sensor_flags,proposal,expert,wrong,gated,reason,faults,wrong_tolerant,ensemble_disagreement,nearest_range,route_bearing\n"
             for (set, rows) in [("nominal", nominal), ("faulted", faulted), ("hazard", hazard)] {
                 for x in rows {
                     let g = x.signals
-                    csv += "\(set),\(x.tick),\(g.probability),\(g.entropy),\(g.grammarMass),\(g.margin),\(g.headDisagreement),\(g.exitDisagreement),\(g.temporalDisagreement),\(g.confidence),\(g.sensors.flags),\(x.proposal),\(x.expert),\(x.wrong ? 1 : 0),\(x.decision.gated ? 1 : 0),\(x.decision.reason.name),\(x.faults.joined(separator: "+")),\(x.wrongTolerant ? 1 : 0),\(secondOpinion == nil ? "" : "\(DecisionSignals.js(x.verbs, x.secondVerbs))")\n"
+                    csv += "\(set),\(x.tick),\(g.probability),\(g.entropy),\(g.grammarMass),\(g.margin),\(g.headDisagreement),\(g.exitDisagreement),\(g.temporalDisagreement),\(g.confidence),\(g.sensors.flags),\(x.proposal),\(x.expert),\(x.wrong ? 1 : 0),\(x.decision.gated ? 1 : 0),\(x.decision.reason.name),\(x.faults.joined(separator: "+")),\(x.wrongTolerant ? 1 : 0),\(secondOpinion == nil ? "" : "\(DecisionSignals.js(x.verbs, x.secondVerbs))"),\(g.nearestRange),\(g.routeBearing)\n"
                 }
             }
             try csv.write(toFile: dump, atomically: true, encoding: .utf8)

@@ -77,6 +77,10 @@ struct ExplainCommand: ParsableCommand {
             ("exit disagreement", fmt(Double(s.exitDisagreement), 4), "≤ \(fmt(Double(t.maxExitDisagreement), 3))"),
             ("temporal disagreement", fmt(Double(s.temporalDisagreement), 4), "(calibration feature)"),
             ("verb probability", fmt(Double(s.probability), 4), "(raw; margin \(fmt(Double(s.margin), 4)))"),
+            ("nearest obstacle", s.nearestRange.isFinite ? "\(fmt(Double(s.nearestRange), 3)) m" : "no scan",
+             "(calibration feature with the proposed verb: nearness \(fmt(Double(s.nearObstacle), 3)))"),
+            ("route hint bearing", s.routeBearing.isFinite ? "\(fmt(Double(s.routeBearing), 3)) rad" : "no hint",
+             "(calibration feature with the proposed verb: alignment \(fmt(Double(s.routeAhead), 3)))"),
             ("calibrated confidence", fmt(Double(s.confidence), 4), "≥ \(fmt(Double(t.minConfidence), 4))"),
             ("frame age", "\(fmt(Double(s.frameAgeMs), 1)) ms", "stale after \(fmt(core.config.staleAfterMillis, 0)) ms"),
         ]

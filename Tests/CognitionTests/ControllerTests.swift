@@ -71,7 +71,9 @@ import Observation
     @Test func publishedConfidenceIsTheCalibratedOne() {
         var t = ControllerThresholds()
         t.hysteresisTicks = 0
-        t.calibration = ConfidenceMap(weights: SIMD8(0.5, 0, 0, 0, 0, 0, 0, 0), bias: 0)  // tempers p = 0.9 to ≈ 0.75
+        var w = SIMD32<Float>(repeating: 0)
+        w[0] = 0.5
+        t.calibration = ConfidenceMap(weights: w, bias: 0)  // tempers p = 0.9 to ≈ 0.75
         t.minConfidence = 0.8
         var c = MetaController(thresholds: t)
         var s = DecisionSignals()
@@ -83,6 +85,43 @@ import Observation
         c.thresholds = t
         let ok = c.decide(proposal(p: 0.9), signals: &s)
         #expect(!ok.gated && abs(ok.confidence - expected) < 1e-5)
+    }
+
+    @Test("frame features: the proposed verb's indicator and its products with obstacle nearness and route alignment")
+    func frameFeatures() throws {
+        let names = ConfidenceMap.featureNames
+        #expect(names.count == 22 && names.count <= 32 && Set(names).count == names.count)
+        var s = DecisionSignals()
+        s.probability = 0.8
+        #expect(s.features.indices.filter { $0 >= 7 }.allSatisfy { s.features[$0] == 0 }, "no proposal yet: no verb features")
+        s.verbLane = DecisionSignals.lane(.forward)
+        s.nearestRange = 0.3
+        s.routeBearing = -0.2
+        let f = s.features
+        let at = { (n: String) in names.firstIndex(of: n)! }
+        #expect(f[at("verb_forward")] == 1 && abs(f[at("near_obstacle_forward")] - expf(-1)) < 1e-6 && abs(f[at("route_ahead_forward")] - expf(-1)) < 1e-6)
+        #expect(f[at("verb_stop")] == 0 && f[at("near_obstacle_turn_left")] == 0)
+        s.nearestRange = .infinity; s.routeBearing = .infinity   // no scan, no route hint
+        #expect(s.features[at("near_obstacle_forward")] == 0 && s.features[at("route_ahead_forward")] == 0 && s.features[at("verb_forward")] == 1)
+        s.verbLane = DecisionSignals.lane(.done)                  // DONE is the reference verb
+        #expect(s.features.indices.filter { $0 >= 7 }.allSatisfy { s.features[$0] == 0 })
+        // A map that distrusts FORWARD near obstacles: the controller fills the verb from the
+        // proposal and gates a confident FORWARD beside a wall, not the same FORWARD in the open.
+        var w = ConfidenceMap.identity.weights
+        w[at("near_obstacle_forward")] = -6
+        var t = ControllerThresholds()
+        t.hysteresisTicks = 0
+        t.calibration = ConfidenceMap(weights: w, bias: 0)
+        t.minConfidence = 0.5
+        var c = MetaController(thresholds: t)
+        let forward = try #require((0..<Intent.tokenCount).first { Intent(index: $0)?.kind == .forward })
+        var near = DecisionSignals(), open = DecisionSignals()
+        near.nearestRange = 0.2; open.nearestRange = 3
+        let p = IntentProposal(index: forward, probability: 0.9, entropy: 0.3, grammarMass: 1)
+        let dn = c.decide(p, signals: &near), dOpen = c.decide(p, signals: &open)
+        #expect(near.verbLane == DecisionSignals.lane(.forward))
+        #expect(dn.gated && dn.reason == .lowConfidence && near.confidence < 0.5, "\(near.confidence)")
+        #expect(!dOpen.gated && open.confidence > 0.85, "\(open.confidence)")
     }
 
     /// Synthetic decisions: correct with probability `truth(p)`, which the raw probability overstates.

@@ -46,6 +46,11 @@ import Cognition
         let c = try parse(#"{"calibration":{"weights":{"logit_probability":1.5,"entropy":-0.25},"bias":-0.5,"fitted_on":"test"},"debounce_ticks":2,"max_exit_disagreement":0.4,"sensor_checks":{"enabled":false,"scanner_jump_m":0.2,"odometry_turn_error_radps":0.3,"max_stamp_age_ms":120}}"#)
         let t = c.thresholds
         #expect(t.calibration.weights[0] == 1.5 && t.calibration.weights[1] == -0.25 && t.calibration.bias == -0.5)
+        // The frame features by name (a calibration from before them names none: they stay 0).
+        let f = try parse(#"{"calibration":{"weights":{"logit_probability":1,"near_obstacle_forward":-1.25,"route_ahead_turn_left":0.5},"bias":0}}"#).thresholds.calibration
+        let names = ConfidenceMap.featureNames
+        #expect(f.weights[names.firstIndex(of: "near_obstacle_forward")!] == -1.25 && f.weights[names.firstIndex(of: "route_ahead_turn_left")!] == 0.5)
+        #expect((0..<32).filter { f.weights[$0] != 0 }.count == 3)
         #expect(t.debounceTicks == 2 && t.maxExitDisagreement == 0.4)
         #expect(!t.sensorLimits.enabled && t.sensorLimits.scannerJump == 0.2 && t.sensorLimits.odometryTurnError == 0.3)
         #expect(abs(t.sensorLimits.maxStampAge - 0.12) < 1e-6)
