@@ -571,6 +571,18 @@ func maxRelDiff(_ a: [Float], _ b: [Float], floor: Float) -> Float { zip(a, b).m
         }
     }
 
+    @Test("warmCaches reads and changes nothing: the next step is bit-identical, the sum covers the weights")
+    func warmCachesChangesNothing() {
+        let model = Transformer(weights: oracleWeights(ModelConfig(), seed: 18).quantized(attention: true, ffn: true))
+        let ids = (0..<21).map { ($0 * 29 + 3) % model.config.vocabSize }
+        let a = Session(model: model, kvCache: KVCacheOptions(dtype: .int8)), b = Session(model: model, kvCache: KVCacheOptions(dtype: .int8))
+        a.prefill(ids); b.prefill(ids)
+        let s1 = a.warmCaches(), s2 = a.warmCaches()
+        #expect(s1 == s2, "a second pass over unchanged memory reads the same bytes")
+        #expect(Self.bits(a.step(7)) == Self.bits(b.step(7)))
+        #expect(a.warmCaches() != s1, "the step rewrote the session's buffers, which the pass reads")
+    }
+
     @Test("prefill and step are deterministic: the same inputs give the same bits, run after run")
     func deterministic() {
         let model = Transformer(weights: oracleWeights(ModelConfig(), seed: 14).quantized(attention: true, ffn: true))
