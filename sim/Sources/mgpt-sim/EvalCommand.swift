@@ -28,6 +28,8 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Fraction of episodes (0…1, by scenario seed) given 1–3 random sensor faults.") var faultFraction = 0.0
     @Option(help: "Frames in the rolling context when there is no --config.") var window = 8
     @Flag(help: "Print one line per episode (model and expert side by side).") var verbose = false
+    @Flag(help: "Print every decision to stderr: episode, tick, pose, distance to the target, true clearance ahead, the expert's intent, the executed one and the proposal's probability.")
+    var trace = false
     @Option(help: "Evaluate this scenario file (sim/scenarios/*.json) instead of generated ones (--episodes, --families, --seed, --fault-fraction are then ignored).")
     var scenario: String?
 
@@ -69,8 +71,11 @@ struct EvalCommand: ParsableCommand {
         var modelTally = Tally(), expertTally = Tally()
         var perFamily: [String: (model: Tally, expert: Tally)] = [:]
         var decisions = 0, agreed = 0, gated = 0, faultEpisodes = 0
-        for scenario in scenarios {
-            let out = driver.run(scenario, beta: 0, rng: &rng)
+        for (i, scenario) in scenarios.enumerated() {
+            let out = driver.run(scenario, beta: 0, rng: &rng, trace: !trace ? nil : { tick, world, expert, executed, p in
+                let f = { (v: Double) in String(format: "%.2f", v) }
+                FileHandle.standardError.write(Data("trace episode=\(i) tick=\(tick) x=\(f(world.position.x)) y=\(f(world.position.y)) heading=\(f(world.heading)) dist=\(f(world.distanceToTarget)) clearance=\(f(world.frontClearance())) expert=\(expert) executed=\(executed) p=\(f(Double(p)))\n".utf8))
+            })
             let expert = Episode.runExpert(scenario, record: false).result
             let r = out.record.result
             modelTally.add(r)
