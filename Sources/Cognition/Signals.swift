@@ -76,9 +76,7 @@ public struct ConfidenceMap: Sendable, Equatable {
     /// The verbs with their own features (`Intent.Kind` lanes; DONE, lane 1, is the reference).
     static let verbFeatureLanes = [0, 2, 3, 4, 5]
     /// Feature slot of a verb lane (nil for DONE and unknown lanes).
-    @inline(__always) static func verbSlot(_ lane: Int) -> Int? {
-        switch lane { case 0: 0; case 2: 1; case 3: 2; case 4: 3; case 5: 4; default: nil }
-    }
+    @inline(__always) static func verbSlot(_ lane: Int) -> Int? { verbFeatureLanes.firstIndex(of: lane) }
 
     /// Feature names, the keys of `controller.calibration.weights`: the model's seven signals,
     /// then `verb_<v>`, `near_obstacle_<v>`, `route_ahead_<v>` for STOP, BACKUP, FORWARD,
@@ -133,12 +131,13 @@ public struct ConfidenceMap: Sendable, Equatable {
     private static func fitUnconstrained(_ samples: [(DecisionSignals, Bool)], use: [String],
                                          l2: Double, iterations: Int) -> ConfidenceMap {
         let n = Double(samples.count)
+        let used = use.compactMap { featureNames.firstIndex(of: $0) }
         let raw: [[Double]] = samples.map { s in
             let f = s.0.features
-            return use.compactMap { featureNames.firstIndex(of: $0) }.map { Double(f[$0]) }
+            return used.map { Double(f[$0]) }
         }
         var idx: [Int] = [], mean: [Double] = [], sd: [Double] = [], cols: [Int] = []
-        for (c, j) in use.compactMap({ featureNames.firstIndex(of: $0) }).enumerated() {
+        for (c, j) in used.enumerated() {
             let m = raw.reduce(0) { $0 + $1[c] } / n
             let v = raw.reduce(0) { $0 + ($1[c] - m) * ($1[c] - m) } / n
             guard v > 1e-12 else { continue }   // constant on these decisions: no information

@@ -332,8 +332,7 @@ public final class DecisionCore {
 
     /// Reads the model's weights and the session's KV cache into the CPU caches ahead of the next
     /// decision (`loop.keep_warm_us`); changes no state, so decisions and replays are unchanged.
-    public func warmCaches() { warmSum &+= session.warmCaches() }
-    private var warmSum: UInt64 = 0
+    public func warmCaches() { session.warmCaches() }   // an opaque C read: nothing to keep
 
     /// The newest accepted frame (what the last decision read). Offline inspection (`mgpt explain`).
     public var latestFrame: ObservationFrame { latest }

@@ -195,7 +195,7 @@ public final class DecisionLoop: @unchecked Sendable {
         while !stopFlag.load(ordering: .acquiring) {
             let allocationsBefore = mgac_thread_mallocs()
             let early = arrivals ? awaitFrames(next: &next, mode: &mode, spent: &spent) : nil
-            if early == nil { sleepWarm(until: next) }
+            if early == nil { idle(until: next) }
             let woke = early ?? monotonicNanos()
             let held = mode == .hold
             let r = tickOnce(deadline: next, woke: woke, mode: mode, onArrival: early != nil)
@@ -250,8 +250,9 @@ public final class DecisionLoop: @unchecked Sendable {
         return nil
     }
 
-    /// Sleeps until `deadline`, reading the model back into the caches every `loop.keep_warm_us`.
-    private func sleepWarm(until deadline: UInt64) {
+    /// Sleeps until `deadline`, reading the model back into the caches every `loop.keep_warm_us`
+    /// (counted from the last pass or model run). `mgpt bench loop --idle-us` idles through it.
+    package func idle(until deadline: UInt64) {
         while keepWarm > 0 && lastWarm + keepWarm < deadline {
             RealTime.sleep(until: lastWarm + keepWarm)
             warm()

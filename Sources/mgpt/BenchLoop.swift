@@ -45,7 +45,8 @@ struct BenchLoop: ParsableCommand {
         cfg.publishEndpoint = "inproc://\(id)-out"
         cfg.staleAfterMillis = 1e9  // offline: ticks run back to back, nothing goes stale
         let budget = budgetUs ?? cfg.budgetMicros
-        let keepWarm = keepWarmUs ?? cfg.keepWarmMicros
+        if let keepWarmUs { cfg.keepWarmMicros = keepWarmUs }
+        let keepWarm = cfg.keepWarmMicros
         let (model, tokenizer): (Transformer, Tokenizer)
         do { (model, tokenizer) = try Daemon.loadModel(cfg.modelPath) } catch let e as DaemonError { throw failure(e.message, code: e.code) }
         let core = try DecisionCore(config: cfg, model: model, tokenizer: tokenizer, startedAt: monotonicNanos())
@@ -95,15 +96,8 @@ struct BenchLoop: ParsableCommand {
                 runsBefore = core.counters.modelRuns
                 energyStart = energy.available ? energy.read() : nil
             }
-            if idleUs > 0 && i >= warmup {  // idle as a live loop does: sleep, warming every keepWarm µs
-                var left = idleUs
-                while left > 0 {
-                    let slice = keepWarm > 0 ? min(left, keepWarm) : left
-                    usleep(UInt32(slice))
-                    left -= slice
-                    if keepWarm > 0 { core.warmCaches() }
-                }
-            }
+            // Idle as the live loop does, through its own wait (warm passes every keep_warm_us).
+            if idleUs > 0 && i >= warmup { loop.idle(until: monotonicNanos() + UInt64(idleUs) * 1000) }
             let frame = frames[i % frames.count]
             topic.withUnsafeBytes { t in frame.withUnsafeBytes { p in _ = try? feeder.send(topic: t, payload: p, dontWait: true) } }
             let measuring = i >= warmup
@@ -167,7 +161,9 @@ struct BenchLoop: ParsableCommand {
             print("cpu µs/decision: this thread's CPU time (CLOCK_THREAD_CPUTIME_ID) summed over the measured ticks / model runs.")
             print("\(energyNote)\n")
         }
-        print((fields.prefix(7) + [fields[fields.count - 3]] + perDecision + fields.suffix(2)).map { "\($0.0)=\($0.1)" }.joined(separator: " "))  // … kernels=<path> cpu_us_per_decision=… energy_uj_per_decision=… idle_us=… keep_warm_us=…
+        let lineKeys = ["p50_us", "p99_us", "p999_us", "max_us", "overruns", "allocs_per_tick", "own_allocs_per_tick", "kernels"]
+        let line = lineKeys.compactMap { k in fields.first { $0.0 == k } } + perDecision + fields.filter { ["idle_us", "keep_warm_us"].contains($0.0) }
+        print(line.map { "\($0.0)=\($0.1)" }.joined(separator: " "))  // … kernels=<path> cpu_us_per_decision=… energy_uj_per_decision=… idle_us=… keep_warm_us=…
         if p99 > Double(budget) || (supported && allocs > 0) {
             throw failure("budget broken: p99 \(fmt(p99, 1)) µs vs \(budget) µs, \(allocs) allocations on the loop thread in \(ticks) ticks", code: Exit.budgetMissed)
         }
