@@ -105,13 +105,13 @@ public final class ClosedLoop {
     /// Runs `scenario` until `DONE` or its tick limit. At each decision the executed intent is the
     /// expert's with probability `beta` (drawn from `rng`), else the deployed model's; the
     /// expert's intent is always what the record holds. `trace` sees (tick, world, expert,
-    /// executed model intent, proposal probability) at every decision.
+    /// executed model intent, the core's tick result: proposal, decision, signals) at every decision.
     /// `tamper`, when given, may rewrite each decision frame before the core sees it (the
     /// adversarial suite's garbage frames); it returns true when it changed the frame, which the
     /// sample then lists as fault `"tamper"`.
     public func run(_ scenario: Scenario, beta: Double, rng: inout SimRNG, keepSamples: Bool = false,
                     tamper: ((inout ObservationFrame, Int) -> Bool)? = nil,
-                    trace: ((Int, World, Intent, Intent, Float) -> Void)? = nil) -> Outcome {
+                    trace: ((Int, World, Intent, Intent, TickResult) -> Void)? = nil) -> Outcome {
         var world = World(scenario: scenario)
         var expert = ExpertPolicy(world: world)
         var out = Outcome(record: EpisodeRecord(seed: scenario.seed, family: scenario.family, instruction: world.instruction,
@@ -151,7 +151,7 @@ public final class ClosedLoop {
                 out.record.decisions.append(DecisionRecord(obs: tokens, intent: expertIntent.index))
                 out.decisions += 1
                 if modelIntent == expertIntent { out.agreed += 1 }
-                trace?(world.tick, world, expertIntent, modelIntent, r.proposal.probability)
+                trace?(world.tick, world, expertIntent, modelIntent, r)
                 intent = rng.uniform() < beta ? expertIntent : modelIntent
                 let clearance = world.frontClearance()
                 if intent.kind == .forward && clearance < Self.unsafeClearance { out.unsafe += 1 }

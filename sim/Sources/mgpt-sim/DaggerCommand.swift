@@ -24,6 +24,7 @@ struct DaggerCommand: ParsableCommand {
     @Option(help: "Seed of the scenarios (and of the expert/model mixing).") var seed: UInt64 = 1
     @Option(help: "Probability that the expert's intent is executed instead of the model's (β of DAgger).") var beta = 0.0
     @Option(help: "Scenario families: training, heldout, or a comma-separated list.") var families = "training"
+    @Option(help: "Fraction of episodes (0…1, by scenario seed) given 1–3 random sensor faults: with --config, the data then hold the fallback's standstills during a fault and the recoveries after it.") var faultFraction = 0.0
     @Option(help: "Frames kept in the rolling context (context.window_ticks of robot.json).") var window = 8
     @Option(help: "Write the visited states with the expert's labels here (corpus JSONL).") var out: String?
     @Option(help: "A robot.json whose meta-controller gates the model's proposals as mgptd does (a gated tick executes the fallback intent); its context.window_ticks replaces --window. Without it the model's proposal is executed as is.")
@@ -35,6 +36,7 @@ struct DaggerCommand: ParsableCommand {
         if episodes < 1 { throw ValidationError("--episodes: expected ≥ 1, found \(episodes)") }
         if !(0...1).contains(beta) { throw ValidationError("--beta: expected 0…1, found \(beta)") }
         if window < 1 { throw ValidationError("--window: expected ≥ 1, found \(window)") }
+        if !(0...1).contains(faultFraction) { throw ValidationError("--fault-fraction: expected 0…1, found \(faultFraction)") }
         _ = try parseFamilies(families)
     }
 
@@ -46,10 +48,11 @@ struct DaggerCommand: ParsableCommand {
         var rng = SimRNG(seed: seed ^ 0xDA66E5)
         var lines: [String] = []
         var goals = 0, collisions = 0, ticksTotal = 0, agree = 0, decisionsTotal = 0, gatedTotal = 0
-        let scenarios = closedLoopScenarios(episodes: episodes, seed: seed, families: try parseFamilies(families))
+        let scenarios = closedLoopScenarios(episodes: episodes, seed: seed, families: try parseFamilies(families),
+                                            faultFraction: faultFraction)
         for (i, scenario) in scenarios.enumerated() {
-            let out = driver.run(scenario, beta: beta, rng: &rng, trace: !trace ? nil : { tick, world, expert, model, p in
-                let dist = String(format: "%.2f", world.distanceToTarget), p = String(format: "%.2f", p)
+            let out = driver.run(scenario, beta: beta, rng: &rng, trace: !trace ? nil : { tick, world, expert, model, r in
+                let dist = String(format: "%.2f", world.distanceToTarget), p = String(format: "%.2f", r.proposal.probability)
                 FileHandle.standardError.write(Data("trace episode=\(i) tick=\(tick) dist=\(dist) expert=\(expert) model=\(model) p=\(p)\n".utf8))
             })
             let r = out.record.result

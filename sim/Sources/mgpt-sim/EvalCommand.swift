@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ClosedLoop
+import Observation
 import RobotSim
 
 /// `mgpt-sim eval`: the closed-loop score of a model as deployed — the model drives generated
@@ -72,9 +73,10 @@ struct EvalCommand: ParsableCommand {
         var perFamily: [String: (model: Tally, expert: Tally)] = [:]
         var decisions = 0, agreed = 0, gated = 0, faultEpisodes = 0
         for (i, scenario) in scenarios.enumerated() {
-            let out = driver.run(scenario, beta: 0, rng: &rng, trace: !trace ? nil : { tick, world, expert, executed, p in
+            let out = driver.run(scenario, beta: 0, rng: &rng, trace: !trace ? nil : { tick, world, expert, executed, r in
                 let f = { (v: Double) in String(format: "%.2f", v) }
-                FileHandle.standardError.write(Data("trace episode=\(i) tick=\(tick) x=\(f(world.position.x)) y=\(f(world.position.y)) heading=\(f(world.heading)) dist=\(f(world.distanceToTarget)) clearance=\(f(world.frontClearance())) expert=\(expert) executed=\(executed) p=\(f(Double(p)))\n".utf8))
+                let proposal = Intent(index: r.proposal.index).map { "\($0)" } ?? "none"
+                FileHandle.standardError.write(Data("trace episode=\(i) tick=\(tick) x=\(f(world.position.x)) y=\(f(world.position.y)) heading=\(f(world.heading)) dist=\(f(world.distanceToTarget)) clearance=\(f(world.frontClearance())) expert=\(expert) proposal=\(proposal) p=\(f(Double(r.proposal.probability))) confidence=\(f(Double(r.signals.confidence))) reason=\(r.decision.reason) executed=\(executed)\n".utf8))
             })
             let expert = Episode.runExpert(scenario, record: false).result
             let r = out.record.result
