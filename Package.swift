@@ -102,7 +102,7 @@ let package = Package(
         .testTarget(name: "MiniGPTTests", dependencies: ["MiniGPT", "CAllocCounter"]),
         .testTarget(name: "MiniGPTTrainTests", dependencies: ["MiniGPTTrain", "MiniGPT"]),
         .testTarget(name: "RobotSimTests", dependencies: ["RobotSim", "Observation", "CAllocCounter"], exclude: ["py"]),
-        .testTarget(name: "ClosedLoopTests", dependencies: ["ClosedLoop", "Cognition"]),
+        .testTarget(name: "ClosedLoopTests", dependencies: ["ClosedLoop", "Cognition", "RobotSim"]),
         .testTarget(name: "WireTests", dependencies: ["Wire", "CAllocCounter"]),
         .testTarget(name: "MCAPTests", dependencies: ["MCAP", "CAllocCounter"]),
     ]

@@ -11,8 +11,10 @@
 #      INT8 KV cache with a 128-position window;
 #   5. DAgger iteration 2 (β 0.3), then 3 (β 0.3) and 4 (β 0) *through the daemon's
 #      meta-controller*, all driven by stage 2's INT8 model (--config Configs/robot.json: a gated tick executes the STOP fallback), so
-#      the data hold the states the deployed controller visits, standstills included;
-#   6. stage 3 (Configs/train/robot-phase15.json): QAT continues on expert + DAgger 1-4;
+#      the data hold the states the deployed controller visits, standstills included; 5 (β 0) the
+#      same with 1-3 random sensor faults in every episode: the fallback's standstills during a
+#      fault and the recoveries after it;
+#   6. stage 3 (Configs/train/robot-phase15.json): QAT continues on expert + DAgger 1-5;
 #   7. INT8 weights from the QAT master (mgpt quantize --attention --ffn) → Models/robot-phase15;
 #   8. scores: intent match vs the expert, early exit, closed loop in process, decode vs Models/robot;
 #   9. studies: stage 2 without QAT, then PTQ (QAT vs PTQ at 8, 4 and 2 bits); a LoRA adaptation to
@@ -36,6 +38,7 @@ rm -rf out/robot-p15-qat-int8
 "$BIN/mgpt-sim" dagger --model out/robot-p15-qat-int8 --episodes 1500 --seed 12 --beta 0.3 --out data/dagger2.train.jsonl
 "$BIN/mgpt-sim" dagger --model out/robot-p15-qat-int8 --config Configs/robot.json --episodes 1500 --seed 13 --beta 0.3 --out data/dagger3.train.jsonl
 "$BIN/mgpt-sim" dagger --model out/robot-p15-qat-int8 --config Configs/robot.json --episodes 600 --seed 14 --beta 0 --out data/dagger4.train.jsonl
+"$BIN/mgpt-sim" dagger --model out/robot-p15-qat-int8 --config Configs/robot.json --episodes 600 --seed 15 --beta 0 --fault-fraction 1 --out data/dagger5.train.jsonl
 "$BIN/mgpt" train --recipe Configs/train/robot-phase15.json
 rm -rf Models/robot-phase15/{config.json,model.safetensors,tokenizer.json,training.json}
 "$BIN/mgpt" quantize --model out/robot-p15 --out Models/robot-phase15 --attention --ffn

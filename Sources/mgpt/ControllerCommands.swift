@@ -101,7 +101,7 @@ struct CalibrateCommand: ParsableCommand {
     @Option(help: "Coverage the target is meant for (α = target × this).") var minCoverage = 0.9
     @Option(help: "Per-check false-alarm rate on nominal frames for the sensor limits.") var falseAlarm = 0.002
     @Option(help: "Where to write the calibrated robot.json (default: print the controller section only).") var out: String?
-    @Option(help: "Closed-loop check: episodes driven with the gate on at the chosen threshold (0 = skip).") var checkEpisodes = 30
+    @Option(help: "Closed-loop check: episodes driven with the gate on at the chosen threshold (0 = skip; 30 misjudged a threshold by 3× in closed loop, measured).") var checkEpisodes = 100
     @Option(help: "Closed-loop check: highest gated rate allowed; the threshold is lowered (bisection, 6 steps) until it holds.") var maxGated = 0.05
 
     func validate() throws {

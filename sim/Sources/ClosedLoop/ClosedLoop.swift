@@ -79,7 +79,12 @@ public final class ClosedLoop {
     }
 
     /// A loop with `config` (validated robot.json) and a loaded model.
+    /// In process there are no overruns, so the loop's overrun policy never acts: it is set to
+    /// "count", which lets a model without exit heads (Models/robot, or a second opinion) run under
+    /// a config whose policy needs one.
     public init(config: RobotConfig, model: Transformer, tokenizer: Tokenizer, gate: Bool = true) {
+        var config = config
+        config.overrunPolicy = "count"
         self.config = config
         self.model = model
         self.tokenizer = tokenizer
@@ -92,14 +97,19 @@ public final class ClosedLoop {
         let url = URL(fileURLWithPath: dir)
         let weights = try ModelFolder.load(url)
         let tokenizer = try Tokenizer(contentsOf: url.appendingPathComponent(ModelFolder.tokenizerFile))
-        let robot: RobotConfig
+        var robot: RobotConfig
         if let path {
             robot = try RobotConfig.load(path: path)
         } else {
             let json = #"{"model": {"path": "\#(url.standardizedFileURL.path)"}, "loop": {"rate_hz": 10}, "context": {"instruction": "x", "window_ticks": \#(window)}, "record": {"enabled": false}}"#
             robot = try RobotConfig.parse(data: Data(json.utf8), file: "(defaults)")
         }
-        self.init(config: robot, model: Transformer(weights: weights), tokenizer: tokenizer, gate: path != nil)
+        robot.overrunPolicy = "count"   // as in init(config:…)
+        let transformer = Transformer(weights: weights)
+        // Whatever else the daemon would refuse (an exit rule the model cannot take, an instruction
+        // too long for the context) is an error here too, naming the key, not a crash per episode.
+        _ = try DecisionCore(config: robot, model: transformer, tokenizer: tokenizer, startedAt: 0)
+        self.init(config: robot, model: transformer, tokenizer: tokenizer, gate: path != nil)
     }
 
     /// Runs `scenario` until `DONE` or its tick limit. At each decision the executed intent is the
@@ -120,9 +130,7 @@ public final class ClosedLoop {
         robot.instruction = world.instruction
         // The core only throws for contexts too small for the instruction: the sim's are short.
         let core = try! DecisionCore(config: robot, model: model, tokenizer: tokenizer, startedAt: 0)
-        var secondConfig = robot
-        secondConfig.overrunPolicy = "count"   // the second model may have no early-exit head; no overruns here anyway
-        let second = secondOpinion.map { try! DecisionCore(config: secondConfig, model: $0.model, tokenizer: $0.tokenizer, startedAt: 0) }
+        let second = secondOpinion.map { try! DecisionCore(config: robot, model: $0.model, tokenizer: $0.tokenizer, startedAt: 0) }
         let encoder = ObservationEncoder()
         var tokens = [Int](), trueTokens = [Int]()
         var intent = Intent.stop
