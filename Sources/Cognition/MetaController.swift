@@ -73,6 +73,12 @@ public struct ControllerThresholds: Sendable, Equatable {
     public var minGrammarMass: Float = 0.05
     /// Clean ticks required before leaving the fallback (0 = leave at once).
     public var hysteresisTicks: Int = 2
+    /// Clean ticks required before leaving a fallback that a frame check (`sensorFault`) engaged
+    /// during the hold; never fewer than `hysteresisTicks`. A noisy sensor trips its check on
+    /// some frames and not on others (its noise only sometimes exceeds the nominal spread), so a
+    /// sensor that has just been caught is trusted again only after a few clean frames in a row:
+    /// trip fast, clear slow, as fault managers debounce recovery.
+    public var sensorHysteresisTicks: Int = 2
     /// The safe intent published whenever a gate trips.
     public var fallback: Intent = .stop
     /// The instructions the model was trained on (`controller.instructions`); nil: no check.
@@ -112,6 +118,13 @@ public struct MetaController: Sendable {
     public private(set) var cleanStreak: Int
     /// True while the fallback is being held.
     public private(set) var holding = true
+    /// A frame check engaged the fallback since the hold began (the hold then lasts
+    /// `sensorHysteresisTicks`).
+    public private(set) var holdingForSensor = false
+    /// Clean ticks the current hold requires before the proposal is published again.
+    public var requiredCleanTicks: Int {
+        holdingForSensor ? max(thresholds.hysteresisTicks, thresholds.sensorHysteresisTicks) : thresholds.hysteresisTicks
+    }
     /// Consecutive decisions on which a model-uncertainty gate tripped.
     public private(set) var suspectStreak = 0
     /// False when the session's instruction failed `thresholds.tasks` (set by the owner, which
@@ -171,16 +184,18 @@ public struct MetaController: Sendable {
         }
         guard let intent = Intent(index: p.index) else { return fallback(.offGrammar) }
         cleanStreak += 1
-        if holding && cleanStreak <= t.hysteresisTicks {
+        if holding && cleanStreak <= requiredCleanTicks {
             return Decision(intent: t.fallback, confidence: 0, gated: true, reason: .holding)
         }
         holding = false
+        holdingForSensor = false
         return Decision(intent: intent, confidence: s.confidence, gated: false, reason: .ok)
     }
 
     private mutating func fallback(_ reason: GateReason) -> Decision {
         cleanStreak = 0
         holding = true
+        if reason == .sensorFault { holdingForSensor = true }
         return Decision(intent: thresholds.fallback, confidence: 0, gated: true, reason: reason)
     }
 }

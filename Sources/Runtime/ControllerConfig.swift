@@ -60,6 +60,8 @@ extension ControllerThresholds {
         s.bumpClearance = Float(try r.number("controller.sensor_checks.bump_clearance_m", default: Double(s.bumpClearance), range: 0...100))
         s.maxStampAge = Float(try r.number("controller.sensor_checks.max_stamp_age_ms", default: Double(s.maxStampAge) * 1000, range: 0...60_000) / 1000)
         t.sensorLimits = s
+        // Absent: the same hold as any other gate (configs written before the key behave as before).
+        t.sensorHysteresisTicks = try r.int("controller.sensor_checks.hysteresis_ticks", default: t.hysteresisTicks, range: 0...10_000)
         return t
     }
 }

@@ -202,7 +202,17 @@ struct CalibrateCommand: ParsableCommand {
                 throw failure("\(data.config): cannot read it as a JSON object", code: Exit.noInput)
             }
             var controller = root["controller"] as? [String: Any] ?? [:]
-            for (k, v) in section { controller[k] = v }
+            for (k, v) in section {
+                // Merge the checks' limits into the user's sensor_checks object: keys this fit
+                // does not compute (max_stamp_age_ms, hysteresis_ticks) keep their values.
+                if k == "sensor_checks", let fitted = v as? [String: Any] {
+                    var checks = controller[k] as? [String: Any] ?? [:]
+                    for (name, value) in fitted { checks[name] = value }
+                    controller[k] = checks
+                } else {
+                    controller[k] = v
+                }
+            }
             root["controller"] = controller
             // Relative paths of the source config keep pointing at the same places from `out`.
             if var model = root["model"] as? [String: Any], let p = model["path"] as? String, !p.hasPrefix("/") {
@@ -312,6 +322,15 @@ struct EvalControllerCommand: ParsableCommand {
         let selErr = Double(accepted.filter { wrong[$0] }.count) / Double(max(accepted.count, 1))
         let nominalGated = Double(nominal.filter { $0.decision.gated && $0.decision.reason != .holding }.count) / Double(max(nominal.count, 1))
         let falseAlarm = Double(nominal.filter { !$0.signals.sensors.isHealthy }.count) / Double(max(nominal.count, 1))
+        // Hysteresis holds after a gate (not counted in nominal_gated_rate), without each
+        // episode's start-up hold (the decisions before its first published proposal).
+        var held = 0, released = false, lastTick = Int.min
+        for s in nominal {
+            if s.tick < lastTick { released = false }   // the next episode
+            lastTick = s.tick
+            if !s.decision.gated { released = true } else if released && s.decision.reason == .holding { held += 1 }
+        }
+        let nominalHeld = Double(held) / Double(max(nominal.count, 1))
         // Sensor-check scores on nominal frames against their limits.
         func p999(_ f: (SensorHealth) -> Float) -> String {
             let v = nominal.map { Double(f($0.signals.sensors)) }.sorted()
@@ -332,12 +351,12 @@ struct EvalControllerCommand: ParsableCommand {
             var perFault: [String: [ClosedLoop.Sample]] = [:]
             for s in set { for f in s.faults { perFault[f, default: []].append(s) } }
             for (f, v) in perFault.sorted(by: { $0.key < $1.key }) {
-                let visible = v.filter(\.faultVisible)
-                print("\(prefix)fault=\(f) decisions=\(v.count) gated_rate=\(fmt(gatedRate(v), 3)) visible_decisions=\(visible.count) visible_gated_rate=\(fmt(gatedRate(visible), 3))")
+                let visible = v.filter(\.faultVisible), changed = v.filter(\.faultChanged)
+                print("\(prefix)fault=\(f) decisions=\(v.count) gated_rate=\(fmt(gatedRate(v), 3)) visible_decisions=\(visible.count) visible_gated_rate=\(fmt(gatedRate(visible), 3)) changed_decisions=\(changed.count) changed_gated_rate=\(fmt(gatedRate(changed), 3))")
             }
         }
         let faultGated = gatedRate(faultDecisions)
-        let visibleFaults = faultDecisions.filter(\.faultVisible)
+        let visibleFaults = faultDecisions.filter(\.faultVisible), changedFaults = faultDecisions.filter(\.faultChanged)
         if let plot { try writePlot(curve, aurc: aurc, prefix: plot) }
         for c in [0.8, 0.9, 0.95] {   // selective error at fixed coverages
             if let p = curve.first(where: { $0.coverage >= c }) { print("risk_at_coverage coverage=\(fmt(p.coverage, 3)) error=\(fmt(p.risk, 4)) threshold=\(fmt(p.threshold, 4))") }
@@ -355,7 +374,7 @@ struct EvalControllerCommand: ParsableCommand {
         }
         let ambiguous = clean.filter { $0.expertAlternatives.count > 1 }.count
         print("tolerant_label decisions=\(clean.count) threshold_calls=\(ambiguous) errors=\(wrong.filter { $0 }.count) tolerant_errors=\(wrongTolerant.filter { $0 }.count) auroc_entropy=\(f3(Calibration.auroc(clean.map { Double($0.signals.entropy) }, wrongTolerant))) auroc_confidence=\(f3(Calibration.auroc(clean.map { 1 - Double($0.signals.confidence) }, wrongTolerant))) aurc=\(fmt(tolerantAurc, 4))")
-        var line = "auroc_probability=\(f3(au["probability"])) auroc_entropy=\(f3(au["entropy"])) auroc_margin=\(f3(au["margin"])) auroc_grammar_mass=\(f3(au["grammar_mass"])) auroc_head_disagreement=\(f3(au["head_disagreement"])) auroc_exit_disagreement=\(f3(au["exit_disagreement"])) auroc_temporal_disagreement=\(f3(au["temporal_disagreement"])) auroc_confidence=\(f3(au["confidence"])) aurc=\(fmt(aurc, 4)) tolerant_error_rate=\(fmt(Double(wrongTolerant.filter { $0 }.count) / Double(max(clean.count, 1)), 4)) tolerant_risk_at_90=\(fmt(tolerantRisk90, 4)) ece=\(fmt(ece, 4)) coverage=\(fmt(coverage, 3)) selective_error=\(fmt(selErr, 4)) nominal_gated_rate=\(fmt(nominalGated, 4)) fault_gated_rate=\(fmt(faultGated, 3)) fault_decisions=\(faultDecisions.count) fault_visible_gated_rate=\(fmt(gatedRate(visibleFaults), 3)) fault_visible_decisions=\(visibleFaults.count) hazard_fault_gated_rate=\(fmt(gatedRate(hazardDecisions), 3)) hazard_fault_decisions=\(hazardDecisions.count) sensor_false_alarm_rate=\(fmt(falseAlarm, 4)) decisions=\(nominal.count)"
+        var line = "auroc_probability=\(f3(au["probability"])) auroc_entropy=\(f3(au["entropy"])) auroc_margin=\(f3(au["margin"])) auroc_grammar_mass=\(f3(au["grammar_mass"])) auroc_head_disagreement=\(f3(au["head_disagreement"])) auroc_exit_disagreement=\(f3(au["exit_disagreement"])) auroc_temporal_disagreement=\(f3(au["temporal_disagreement"])) auroc_confidence=\(f3(au["confidence"])) aurc=\(fmt(aurc, 4)) tolerant_error_rate=\(fmt(Double(wrongTolerant.filter { $0 }.count) / Double(max(clean.count, 1)), 4)) tolerant_risk_at_90=\(fmt(tolerantRisk90, 4)) ece=\(fmt(ece, 4)) coverage=\(fmt(coverage, 3)) selective_error=\(fmt(selErr, 4)) nominal_gated_rate=\(fmt(nominalGated, 4)) nominal_held_rate=\(fmt(nominalHeld, 4)) fault_gated_rate=\(fmt(faultGated, 3)) fault_decisions=\(faultDecisions.count) fault_visible_gated_rate=\(fmt(gatedRate(visibleFaults), 3)) fault_visible_decisions=\(visibleFaults.count) fault_changed_gated_rate=\(fmt(gatedRate(changedFaults), 3)) fault_changed_decisions=\(changedFaults.count) hazard_fault_gated_rate=\(fmt(gatedRate(hazardDecisions), 3)) hazard_fault_decisions=\(hazardDecisions.count) sensor_false_alarm_rate=\(fmt(falseAlarm, 4)) decisions=\(nominal.count)"
         if !offlineOnly {
             let sets: [(ControllerDataOptions.EpisodeSet, Int)] = [(.nominal, data.episodes), (.faulted, data.faultEpisodes), (.hazard, data.hazardEpisodes)]
             for (set, n) in sets where n > 0 {

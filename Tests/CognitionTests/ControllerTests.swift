@@ -68,6 +68,38 @@ import Observation
         #expect(quiet.decide(proposal(), signals: &faulty).reason == .ok)
     }
 
+    @Test func aFrameCheckHoldsTheFallbackLongerThanAModelGate() {
+        var t = ControllerThresholds()
+        t.hysteresisTicks = 1
+        t.sensorHysteresisTicks = 4
+        var c = MetaController(thresholds: t)
+        var clean = DecisionSignals()
+        _ = (0..<2).map { _ in c.decide(proposal(), signals: &clean) }   // leave the start-up hold
+        // A model gate: one clean decision held, then the proposal again.
+        var s = DecisionSignals()
+        #expect(c.decide(proposal(p: 0.1), signals: &s).reason == .lowConfidence)
+        #expect((0..<2).map { _ in c.decide(proposal(), signals: &clean).reason } == [.holding, .ok])
+        // A frame check: four clean decisions held; a model gate inside the hold does not shorten it.
+        var faulty = DecisionSignals()
+        faulty.sensors.flags = 1 << UInt16(SensorCheck.scannerNoisy.rawValue)
+        #expect(c.decide(proposal(), signals: &faulty).reason == .sensorFault)
+        #expect(c.requiredCleanTicks == 4)
+        #expect(c.decide(proposal(), signals: &clean).reason == .holding)
+        #expect(c.decide(proposal(p: 0.1), signals: &s).reason == .lowConfidence)
+        #expect((0..<5).map { _ in c.decide(proposal(), signals: &clean).reason } == [.holding, .holding, .holding, .holding, .ok])
+        // Released: the next model gate holds for hysteresis_ticks only.
+        #expect(c.requiredCleanTicks == 1)
+        #expect(c.decide(proposal(p: 0.1), signals: &s).reason == .lowConfidence)
+        #expect((0..<2).map { _ in c.decide(proposal(), signals: &clean).reason } == [.holding, .ok])
+        // Never shorter than hysteresis_ticks.
+        t.hysteresisTicks = 3
+        t.sensorHysteresisTicks = 0
+        var d = MetaController(thresholds: t)
+        _ = (0..<4).map { _ in d.decide(proposal(), signals: &clean) }
+        #expect(d.decide(proposal(), signals: &faulty).reason == .sensorFault)
+        #expect((0..<4).map { _ in d.decide(proposal(), signals: &clean).reason } == [.holding, .holding, .holding, .ok])
+    }
+
     @Test func publishedConfidenceIsTheCalibratedOne() {
         var t = ControllerThresholds()
         t.hysteresisTicks = 0

@@ -55,6 +55,10 @@ import Cognition
         #expect(!t.sensorLimits.enabled && t.sensorLimits.scannerJump == 0.2 && t.sensorLimits.odometryTurnError == 0.3)
         #expect(abs(t.sensorLimits.maxStampAge - 0.12) < 1e-6)
         #expect(try parse("{}").thresholds.calibration == .identity)
+        // The hold after a frame check: its own key, else the same as any other gate's.
+        let held = try parse(#"{"hysteresis_ticks":1,"sensor_checks":{"hysteresis_ticks":3}}"#).thresholds
+        #expect(held.hysteresisTicks == 1 && held.sensorHysteresisTicks == 3)
+        #expect(try parse(#"{"hysteresis_ticks":5}"#).thresholds.sensorHysteresisTicks == 5)
     }
 
     @Test func errorsNameTheKeyPath() {
@@ -67,6 +71,7 @@ import Cognition
             (#"{"sensor_checks":{"scanner_jump_m":"far"}}"#, ["controller.sensor_checks.scanner_jump_m", "expected a number"]),
             (#"{"sensor_checks":[]}"#, ["controller.sensor_checks", "expected an object"]),
             (#"{"debounce_ticks":0}"#, ["controller.debounce_ticks", "1.0...10000.0"]),
+            (#"{"sensor_checks":{"hysteresis_ticks":-1}}"#, ["controller.sensor_checks.hysteresis_ticks", "0.0...10000.0"]),
         ]
         for (json, parts) in cases {
             let e = error(json)
@@ -101,5 +106,39 @@ import Cognition
         do { _ = try RobotConfig.parse(data: Data(bad.utf8), file: "/etc/robot.json"); Issue.record("accepted") } catch {
             #expect("\(error)".contains("context.frame_interval_ms") && "\(error)".contains("expected a number"))
         }
+    }
+}
+
+/// `mgpt calibrate --out` rewrites the limits it fits inside `controller.sensor_checks` and keeps
+/// the keys it does not fit (a user's stamp age and sensor hysteresis), on the shipped model.
+@Suite struct CalibrateOutputTests {
+    @Test func calibrateKeepsTheCheckKeysItDoesNotFit() throws {
+        let mgpt = try DaemonFaultTests.binary("mgpt")
+        let dir = try TempDir()
+        let shipped = packageRoot.appendingPathComponent("Configs/robot.json")
+        var root = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: shipped)) as? [String: Any])
+        var model = try #require(root["model"] as? [String: Any])
+        model["path"] = packageRoot.appendingPathComponent("Models/robot-phase15").path
+        root["model"] = model
+        var controller = try #require(root["controller"] as? [String: Any])
+        var checks = try #require(controller["sensor_checks"] as? [String: Any])
+        checks["max_stamp_age_ms"] = 120
+        checks["hysteresis_ticks"] = 7
+        checks["scanner_jump_m"] = 99
+        controller["sensor_checks"] = checks
+        root["controller"] = controller
+        let input = dir.path("in.json"), output = dir.path("out.json")
+        try JSONSerialization.data(withJSONObject: root).write(to: URL(fileURLWithPath: input))
+        let run = try Child(mgpt, ["calibrate", "--config", input, "--episodes", "4", "--fault-episodes", "0",
+                                   "--check-episodes", "0", "--out", output])
+        #expect(run.wait(seconds: 120) == 0, "\(run.stderr)")
+        let written = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: output))) as? [String: Any])
+        let out = try #require((written["controller"] as? [String: Any])?["sensor_checks"] as? [String: Any])
+        #expect(out["max_stamp_age_ms"] as? Int == 120 && out["hysteresis_ticks"] as? Int == 7)
+        let fitted = try #require(out["scanner_jump_m"] as? Double)
+        #expect(fitted > 0 && fitted < 1, "the fit replaces the limit it computes")
+        // And the daemon reads what calibrate wrote.
+        let t = try RobotConfig.load(path: output).thresholds
+        #expect(t.sensorHysteresisTicks == 7 && abs(t.sensorLimits.maxStampAge - 0.12) < 1e-6)
     }
 }

@@ -43,6 +43,11 @@ public final class ClosedLoop {
         /// when a fault leaves the reading as a healthy sensor would give it, e.g. a camera frozen
         /// or dropped with nothing in view; true for tampered frames).
         public var faultVisible: Bool
+        /// The active faults changed the frame the daemon received (any field, stamps included),
+        /// against what healthy sensors would have sent. False: the faulted frame is equal to a
+        /// healthy one (a noisy or frozen camera with nothing in view): no check on this frame can
+        /// tell the fault is there, only one that remembers an earlier frame.
+        public var faultChanged: Bool = false
         /// Metres to the nearest obstacle within ±30° of the heading, without sensor noise.
         public var trueFrontClearance: Double
         /// The deployed model's verb distribution (`IntentProposal.verbs`).
@@ -165,13 +170,16 @@ public final class ClosedLoop {
                 if intent.kind == .forward && clearance < Self.unsafeClearance { out.unsafe += 1 }
                 if keepSamples {
                     let faults = world.activeFaults.map { scenario.faults[$0].name } + (tampered ? ["tamper"] : [])
-                    var visible = tampered
-                    if !visible, !world.activeFaults.isEmpty, let truth = world.trueFrame {
+                    var visible = tampered, changed = tampered
+                    if !visible, !world.activeFaults.isEmpty, var truth = world.trueFrame {
                         encoder.encode(truth, into: &trueTokens)
                         visible = trueTokens != tokens
+                        // Healthy sensors deliver every tick: their stamps are the frame's time.
+                        truth.stamps = SensorStamps(scanner: truth.t, camera: truth.t, odom: truth.t)
+                        changed = frame != truth
                     }
                     out.samples.append(Sample(tick: world.tick, signals: r.signals, proposal: proposal, decision: r.decision,
-                                              expert: expertIntent, executed: intent, faults: faults, faultVisible: visible,
+                                              expert: expertIntent, executed: intent, faults: faults, faultVisible: visible, faultChanged: changed,
                                               trueFrontClearance: clearance, verbs: r.proposal.verbs, secondVerbs: secondVerbs,
                                               expertAlternatives: alternatives))
                 }
