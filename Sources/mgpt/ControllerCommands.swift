@@ -231,7 +231,7 @@ struct CalibrateCommand: ParsableCommand {
             print(String(decoding: json, as: UTF8.self))
         }
         let w = ConfidenceMap.featureNames.enumerated().map { "\($0.element):\(fmt(Double(map.weights[$0.offset]), 3))" }.joined(separator: ",")
-        print("confidence_weights=\(w),bias:\(fmt(Double(map.bias), 3)) min_confidence=\(fmt(shipped, 4)) crc_threshold=\(fmt(lambda, 4)) closed_loop_gated_rate=\(fmt(closedGated, 4)) alpha=\(fmt(alpha, 4)) coverage=\(fmt(coverage, 3)) selective_error=\(fmt(selErr, 4)) ece=\(fmt(ece, 4)) scanner_jump_m=\(fmt(Double(limits.scannerJump), 3)) odometry_speed_error_mps=\(fmt(Double(limits.odometrySpeedError), 3)) odometry_turn_error_radps=\(fmt(Double(limits.odometryTurnError), 3)) camera_bearing_jump_rad=\(fmt(Double(limits.cameraBearingJump), 3)) decisions=\(clean.count) out=\(out ?? "-")")
+        print("confidence_weights=\(w),bias:\(fmt(Double(map.bias), 3)) min_confidence=\(fmt(shipped, 4)) crc_threshold=\(fmt(lambda, 4)) closed_loop_gated_rate=\(closedGated.isNaN ? "n/a" : fmt(closedGated, 4)) alpha=\(fmt(alpha, 4)) coverage=\(fmt(coverage, 3)) selective_error=\(fmt(selErr, 4)) ece=\(fmt(ece, 4)) scanner_jump_m=\(fmt(Double(limits.scannerJump), 3)) odometry_speed_error_mps=\(fmt(Double(limits.odometrySpeedError), 3)) odometry_turn_error_radps=\(fmt(Double(limits.odometryTurnError), 3)) camera_bearing_jump_rad=\(fmt(Double(limits.cameraBearingJump), 3)) decisions=\(clean.count) out=\(out ?? "-")")
     }
 
     func r4(_ x: Float) -> Double { (Double(x) * 1e4).rounded() / 1e4 }
