@@ -118,8 +118,8 @@ public struct MetaController: Sendable {
     public private(set) var cleanStreak: Int
     /// True while the fallback is being held.
     public private(set) var holding = true
-    /// A frame check engaged the fallback since the hold began (the hold then lasts
-    /// `sensorHysteresisTicks`).
+    /// A frame check engaged the fallback since the hold began (the hold then needs
+    /// `max(hysteresisTicks, sensorHysteresisTicks)` clean decisions).
     public private(set) var holdingForSensor = false
     /// Clean ticks the current hold requires before the proposal is published again.
     public var requiredCleanTicks: Int {

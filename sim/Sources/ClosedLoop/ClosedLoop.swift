@@ -45,8 +45,9 @@ public final class ClosedLoop {
         public var faultVisible: Bool
         /// The active faults changed the frame the daemon received (any field, stamps included),
         /// against what healthy sensors would have sent. False: the faulted frame is equal to a
-        /// healthy one (a noisy or frozen camera with nothing in view): no check on this frame can
-        /// tell the fault is there, only one that remembers an earlier frame.
+        /// healthy one (a noisy camera with nothing in view; a frozen sensor's first frame, its own
+        /// tick's reading): no check on this frame can tell the fault is there, only one that
+        /// remembers an earlier frame.
         public var faultChanged: Bool = false
         /// Metres to the nearest obstacle within ±30° of the heading, without sensor noise.
         public var trueFrontClearance: Double
