@@ -107,20 +107,26 @@ struct BenchDecode: ParsableCommand {
         let baseWeights = try baseline.map { try loadWeights($0) }
         var mine: [Double] = [], theirs: [Double] = [], cpuMine = 0.0, cpuTheirs = 0.0
         var ops = OpCounter(), kvBytes = 0
+        // The floor: one core streaming the weights plus this step's K/V reads from wherever they
+        // live, measured in every round right after the model's steps (the same machine state),
+        // and the median of the rounds taken: once, apart from the steps, it moved by a third from
+        // run to run while the step's median moved by 2 % (Zen 5, docs/performance.md).
+        let weightBytes = Transformer(weights: weights).weightBytes
+        let kvDType = c.kvCache?.dtype ?? .float32
+        let kvRead = 2 * c.numHiddenLayers * c.kvDim * (positions + 1) * kvDType.elementBytes
+        var floors: [Double] = []
         for _ in 0..<rounds {
             let m = Self.measure(weights, positions: positions, tokens: per, warmup: warmup)
             mine += m.0; ops = m.1; kvBytes = m.2; cpuMine += m.3 / Double(rounds)
+            floors.append(streamingFloorMicros(bytes: weightBytes + kvRead))
             if let bw = baseWeights {
                 let b = Self.measure(bw, positions: positions, tokens: per, warmup: warmup)
                 theirs += b.0; cpuTheirs += b.3 / Double(rounds)
             }
         }
+        while floors.count < 3 { floors.append(streamingFloorMicros(bytes: weightBytes + kvRead)) }
         let stats = LatencyStats(mine), cpuUs = cpuMine
-        let weightBytes = Transformer(weights: weights).weightBytes
-        // The floor: one core streaming the weights plus this step's K/V reads from wherever they live.
-        let kvDType = c.kvCache?.dtype ?? .float32
-        let kvRead = 2 * c.numHiddenLayers * c.kvDim * (positions + 1) * kvDType.elementBytes
-        let floor = streamingFloorMicros(bytes: weightBytes + kvRead)
+        let floor = LatencyStats(floors).p50
 
         var numpy: Double?
         if !noNumpy, let modelDir {
