@@ -95,7 +95,9 @@ struct ExplainCommand: ParsableCommand {
         case .headDisagreement: why = "head disagreement \(fmt(Double(s.headDisagreement), 4)) > \(fmt(Double(t.maxHeadDisagreement), 3)), fallback \(d.intent)"
         case .exitDisagreement: why = "exit-head vs final disagreement \(fmt(Double(s.exitDisagreement), 4)) > \(fmt(Double(t.maxExitDisagreement), 3)), fallback \(d.intent)"
         case .lowConfidence: why = "calibrated confidence \(fmt(Double(s.confidence), 4)) < \(fmt(Double(t.minConfidence), 4)), fallback \(d.intent)"
-        case .holding: why = "gates pass again, but hysteresis holds the fallback for \(t.hysteresisTicks) clean decision(s), \(max(t.hysteresisTicks, t.sensorHysteresisTicks)) after a frame check tripped"
+        case .holding:
+            let c = core.controller
+            why = "gates pass again, but hysteresis holds the fallback: clean decision \(c.cleanStreak) of the \(c.requiredCleanTicks + 1) needed before publishing (\(c.holdingForSensor ? "a frame check tripped during this hold: controller.sensor_checks.hysteresis_ticks" : "controller.hysteresis_ticks") = \(c.requiredCleanTicks))"
         case .staleSensor: why = "no fresh frame for longer than \(fmt(core.config.staleAfterMillis, 0)) ms: watchdog fallback"
         case .noSensor: why = "no frame received yet: watchdog fallback"
         case .overrun: why = "the previous tick overran its budget and loop.overrun_policy holds the fallback"
