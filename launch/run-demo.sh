@@ -29,15 +29,23 @@ BIN=$(swift build -c release --show-bin-path)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
-log=$(mktemp)
+log=$(mktemp) dlog=$(mktemp)
 
-"$BIN/mgptd" --config "$CONFIG" --seconds $((SECONDS_TO_RUN + 5)) &
+# The daemon's log goes to the terminal and to $dlog (for the recording's path at the end).
+"$BIN/mgptd" --config "$CONFIG" --seconds $((SECONDS_TO_RUN + 5)) 2> >(tee "$dlog" >&2) &
 daemon=$!
 pids+=($daemon)
 python3 clients/python/subscriber.py --endpoint tcp://127.0.0.1:5556 --seconds $((SECONDS_TO_RUN + 3)) &
 sub=$!
 pids+=($sub)
 sleep 0.5
+# A daemon that could not start (e.g. another mgptd holds the ports) must stop the demo: otherwise
+# the sim would be driven by whatever else answers on them.
+if ! kill -0 "$daemon" 2>/dev/null; then
+  code=0; wait "$daemon" || code=$?
+  echo "== mgptd exited at start (status $code): see its error above; nothing was run" >&2
+  exit "$code"
+fi
 # The sim steps physics at 50 Hz and publishes every 5th frame: 10 decisions a second, the spacing
 # the model was trained on (docs/sim.md); mgptd ticks at 100 Hz and runs the model on each new frame.
 # It ends at the robot's DONE or after --seconds; then the subscriber (SIGTERM: prints its counts)
@@ -60,6 +68,7 @@ else
   echo "== episode outcome: goal NOT reached ($SCENARIO) — ${outcome:-mgpt-sim run printed no result}"
   status=3
 fi
-echo "   recording: $(ls -t recordings/*.mcap 2>/dev/null | head -1) (replay: $BIN/mgpt replay FILE)"
-rm -f "$log"
+rec=$(sed -n 's/.*recording to \(.*\.mcap\).*/\1/p' "$dlog" | head -1)
+echo "   recording: ${rec:-none} (replay: $BIN/mgpt replay FILE)"
+rm -f "$log" "$dlog"
 exit $status

@@ -20,6 +20,8 @@ public struct MCAPReader: Sendable {
     public var channels: [UInt16: MCAPChannel] = [:]
     /// Every message in file order.
     public var messages: [MCAPMessage] = []
+    /// Metadata records in file order: name and string pairs.
+    public var metadata: [(name: String, values: [String: String])] = []
     /// The summary's Statistics record, when the file has one.
     public var statistics: MCAPStatistics?
     /// True when the file ended mid-record or without Footer + magic.
@@ -133,6 +135,12 @@ public struct MCAPReader: Sendable {
                 }
                 _ = try parseRecord(op, inner, recordOffset: at)
             }
+        case .metadata:
+            let name = try c.string("Metadata.name")
+            var values: [String: String] = [:]
+            var map = try c.sub(Int(try c.u32("Metadata.metadata length")), "Metadata.metadata")
+            while !map.atEnd { values[try map.string("metadata key")] = try map.string("metadata value") }
+            metadata.append((name, values))
         case .statistics:
             var s = MCAPStatistics(messageCount: try c.u64("Statistics.message_count"), schemaCount: try c.u16("Statistics.schema_count"),
                                    channelCount: try c.u32("Statistics.channel_count"), messageStartTime: 0, messageEndTime: 0,
@@ -144,7 +152,7 @@ public struct MCAPReader: Sendable {
             while !map.atEnd { s.channelMessageCounts[try map.u16("channel id")] = try map.u64("message count") }
             statistics = s
         default:
-            break   // DataEnd, indexes, attachments, metadata, summary offsets, unknown: not needed here
+            break   // DataEnd, indexes, attachments, summary offsets, unknown: not needed here
         }
         return false
     }

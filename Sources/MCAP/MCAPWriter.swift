@@ -36,6 +36,8 @@ public final class MCAPWriter: @unchecked Sendable {
     private var startTime = UInt64.max
     private var endTime: UInt64 = 0
     private var closed = false
+    /// Metadata records written: offset, total length (opcode and length prefix included), name.
+    private var metadataIndex: [(offset: UInt64, length: UInt64, name: String)] = []
 
     /// Creates (truncating) `path` and writes the magic and the Header record.
     /// - Parameters:
@@ -93,6 +95,24 @@ public final class MCAPWriter: @unchecked Sendable {
         channelCounts.append(0)
         try flush()
         return channel.id
+    }
+
+    /// Writes a Metadata record (spec opcode 0x0C: a name and string pairs, keys sorted so the same
+    /// pairs always encode to the same bytes) into the data section; `close()` indexes it in the
+    /// summary (MetadataIndex), so seeking readers such as Python's `mcap` find it.
+    public func addMetadata(name: String, _ values: [String: String]) throws {
+        try checkOpen("addMetadata")
+        let pairs = values.sorted { $0.key < $1.key }
+        let mapLength = pairs.reduce(0) { $0 + 4 + $1.key.utf8.count + 4 + $1.value.utf8.count }
+        let length = 4 + name.utf8.count + 4 + mapLength
+        metadataIndex.append((position, UInt64(9 + length), name))
+        try record(.metadata, length: length)
+        try putString(name)
+        try putU32(UInt32(mapLength))
+        for (k, v) in pairs {
+            try putString(k)
+            try putString(v)
+        }
     }
 
     /// Appends one Message record. No allocation: the record is copied into the write buffer
@@ -156,13 +176,23 @@ public final class MCAPWriter: @unchecked Sendable {
             for c in channels { try writeChannel(c) }
             groups.append((.channel, start, position - start))
         }
+        if !metadataIndex.isEmpty {
+            let start = position
+            for m in metadataIndex {
+                try record(.metadataIndex, length: 8 + 8 + 4 + m.name.utf8.count)
+                try putU64(m.offset)
+                try putU64(m.length)
+                try putString(m.name)
+            }
+            groups.append((.metadataIndex, start, position - start))
+        }
         let statsStart = position
         try record(.statistics, length: 8 + 2 + 4 * 4 + 8 + 8 + 4 + 10 * channels.count)
         try putU64(messageCount)
         try putU16(UInt16(schemas.count))
         try putU32(UInt32(channels.count))
         try putU32(0)   // attachments
-        try putU32(0)   // metadata
+        try putU32(UInt32(metadataIndex.count))   // metadata
         try putU32(0)   // chunks
         try putU64(messageCount == 0 ? 0 : startTime)
         try putU64(messageCount == 0 ? 0 : endTime)

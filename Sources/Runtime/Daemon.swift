@@ -73,7 +73,8 @@ public final class Daemon {
                 try FileManager.default.createDirectory(atPath: config.recordDir, withIntermediateDirectories: true)
                 let stamp = Self.timestamp()
                 let path = (config.recordDir as NSString).appendingPathComponent("mgptd-\(stamp)-\(getpid()).mcap")
-                recorder = try Recorder(path: path, maxPayload: config.maxMessageBytes, schemas: Schemas.forRecording)
+                recorder = try Recorder(path: path, maxPayload: config.maxMessageBytes, schemas: Schemas.forRecording,
+                                        metadata: [Replay.configMetadata(config)])
             } catch {
                 throw DaemonError(code: DaemonExit.cantCreate, message: "record.dir \(config.recordDir): cannot create the recording: \(error)")
             }

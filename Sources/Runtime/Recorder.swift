@@ -43,8 +43,10 @@ public final class Recorder: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private static let headerBytes = 32     // channel u8, pad, length u32, sequence u32, logTime u64, publishTime u64
 
-    /// Opens `path` and writes the schemas and channels. `maxPayload` bounds one record.
-    public init(path: String, maxPayload: Int, slots: Int = 512, schemas: [RecordChannel: String]) throws {
+    /// Opens `path` and writes the schemas, the channels and `metadata` (MCAP Metadata records,
+    /// e.g. the session's config). `maxPayload` bounds one record.
+    public init(path: String, maxPayload: Int, slots: Int = 512, schemas: [RecordChannel: String],
+                metadata: [(name: String, values: [String: String])] = []) throws {
         self.path = path
         slotBytes = (Self.headerBytes + maxPayload + 63) / 64 * 64
         slotCount = slots
@@ -58,6 +60,7 @@ public final class Recorder: @unchecked Sendable {
             channelIDs.append(try writer.addChannel(schemaID: ch == .rejected ? 0 : schemaID, topic: ch.topic,
                                                     messageEncoding: ch == .rejected ? "application/octet-stream" : "json"))
         }
+        for m in metadata { try writer.addMetadata(name: m.name, m.values) }
         try writer.flush()
     }
 

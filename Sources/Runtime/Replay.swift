@@ -90,6 +90,28 @@ public enum Replay {
         return report
     }
 
+    /// Name of the Metadata record that carries the session's robot.json.
+    public static let configMetadataName = "mgptd.config"
+
+    /// The Metadata record mgptd writes at the start of a recording: the config file's absolute
+    /// path (`file`, which anchors its relative paths), its text (`robot.json`) and the resolved
+    /// model folder (`model_path`). A SIGHUP reload later in the session is not recorded.
+    public static func configMetadata(_ c: RobotConfig) -> (name: String, values: [String: String]) {
+        (configMetadataName, ["file": c.sourceFile, "robot.json": c.sourceJSON, "model_path": c.modelPath])
+    }
+
+    /// The config a recording carries (nil: a recording from before mgptd wrote it). Its relative
+    /// paths resolve against the folder of the file it was read from when recorded.
+    public static func recordedConfig(path: String) throws -> RobotConfig? {
+        let reader: MCAPReader
+        do { reader = try MCAPReader(path: path) } catch { throw ReplayError("\(error)") }
+        guard let m = reader.metadata.last(where: { $0.name == configMetadataName }), let json = m.values["robot.json"] else { return nil }
+        let file = m.values["file"].flatMap { $0.isEmpty ? nil : $0 } ?? path
+        do { return try RobotConfig.parse(data: Data(json.utf8), file: file) } catch {
+            throw ReplayError("\(path): the config recorded in its \"\(configMetadataName)\" metadata does not parse: \(error)")
+        }
+    }
+
     /// Feeds the recording through a fresh `DecisionCore` tick by tick (frames with their recorded
     /// arrival times, each tick in its recorded mode) and calls `visit(tick, recorded intent JSON,
     /// replayed result, core)` after every tick; `visit` returns false to stop. Returns the frames

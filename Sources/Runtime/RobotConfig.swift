@@ -6,6 +6,10 @@ import Observation
 /// Every key is documented in docs/config.md; an error names the key path, what was expected and
 /// what was found, and `mgptd` exits with 78 (EX_CONFIG).
 public struct RobotConfig: Sendable {
+    /// The file it was read from (absolute; "" when parsed from memory without one) and its text:
+    /// recordings carry both (`Recorder`, metadata "mgptd.config") so a replay finds the config.
+    public var sourceFile = ""
+    public var sourceJSON = ""
     /// Model folder (config.json, model.safetensors, tokenizer.json). `model.path`.
     public var modelPath: String
     /// Identifier published with every intent (`model.id`; default: the folder's name).
@@ -148,7 +152,7 @@ public struct RobotConfig: Sendable {
         let statusMs = try r.int("log.status_interval_ms", default: 1000, range: 10...3_600_000)
         try r.rejectUnknownKeys()
 
-        return RobotConfig(modelPath: modelPath, modelID: modelID, earlyExitLayer: exitLayer, exitEntropy: exitEntropy, rateHz: rate, budgetMicros: budget,
+        var config = RobotConfig(modelPath: modelPath, modelID: modelID, earlyExitLayer: exitLayer, exitEntropy: exitEntropy, rateHz: rate, budgetMicros: budget,
                            overrunPolicy: overrun, realtimePriority: prio, cpuAffinity: cpus, lockMemory: lock,
                            sensorEndpoint: sensor, publishEndpoint: publish, topicObs: tObs, topicIntent: tIntent,
                            topicTelemetry: tTel, topicStatus: tStatus, receiveHWM: rcvHWM, sendHWM: sndHWM,
@@ -156,5 +160,8 @@ public struct RobotConfig: Sendable {
                            thresholds: t, staleAfterMillis: stale, recordEnabled: recordEnabled,
                            recordDir: recordDir, logLevel: level, statusIntervalMillis: statusMs,
                            decideOnArrival: onArrival, keepWarmMicros: keepWarm, frameIntervalMillis: frameInterval)
+        config.sourceFile = URL(fileURLWithPath: file).standardizedFileURL.path
+        config.sourceJSON = String(decoding: data, as: UTF8.self)
+        return config
     }
 }

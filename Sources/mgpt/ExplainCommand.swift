@@ -17,12 +17,11 @@ struct ExplainCommand: ParsableCommand {
 
     @Argument(help: "The .mcap recording.") var file: String
     @Option(help: "The tick (intent seq) to explain.") var tick: UInt32
-    @Option(help: "The robot.json the session ran with.") var config = "Configs/robot.json"
+    @Option(help: "The robot.json to replay with; default: the one the recording carries (mgptd writes it), else Configs/robot.json.") var config: String?
 
     func run() throws {
-        let cfg: RobotConfig
-        do { cfg = try RobotConfig.load(path: config) } catch { throw failure("\(error)", code: 78) }
         guard FileManager.default.fileExists(atPath: file) else { throw failure("\(file): no such recording", code: Exit.noInput) }
+        let cfg = try replayConfig(recording: file, option: config)
         var found = false
         do {
             _ = try Replay.walk(path: file, config: cfg) { seq, json, r, core in

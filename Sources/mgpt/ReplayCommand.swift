@@ -10,13 +10,12 @@ struct ReplayCommand: ParsableCommand {
         discussion: "Last line: ticks=… identical=… first_diff=… (none when all match). Exit 0 when identical, 1 when not.")
 
     @Argument(help: "The .mcap recording.") var file: String
-    @Option(help: "The robot.json the session ran with (model and controller thresholds).") var config: String = "Configs/robot.json"
+    @Option(help: "The robot.json to replay with (model and controller thresholds); default: the one the recording carries (mgptd writes it), else Configs/robot.json.") var config: String?
     @Flag(help: "Print the first difference in full.") var verbose = false
 
     func run() throws {
-        let cfg: RobotConfig
-        do { cfg = try RobotConfig.load(path: config) } catch { throw failure("\(error)", code: 78) }
         guard FileManager.default.fileExists(atPath: file) else { throw failure("\(file): no such recording", code: Exit.noInput) }
+        let cfg = try replayConfig(recording: file, option: config)
         let report: ReplayReport
         do { report = try Replay.run(path: file, config: cfg) } catch let e as DaemonError {
             throw failure(e.message, code: e.code)
@@ -28,4 +27,24 @@ struct ReplayCommand: ParsableCommand {
         print("ticks=\(report.ticks) identical=\(report.identical) first_diff=\(report.firstDiff.map { "\($0.tick)" } ?? "none")")
         if report.identical != report.ticks { throw ExitCode(1) }
     }
+}
+
+/// The config a replay of `recording` runs with: `--config` when given (with a note on stderr when
+/// the recording carries a different one), else the one the recording carries, else
+/// Configs/robot.json (recordings from before mgptd wrote its config). Exit 78 for a config that
+/// does not load, 65 for a recording that does not read.
+func replayConfig(recording: String, option: String?) throws -> RobotConfig {
+    let recorded: RobotConfig?
+    do { recorded = try Replay.recordedConfig(path: recording) } catch { throw failure("\(error)", code: Exit.dataError) }
+    if let option {
+        let cfg: RobotConfig
+        do { cfg = try RobotConfig.load(path: option) } catch { throw failure("\(error)", code: 78) }
+        if let r = recorded, r.sourceJSON != cfg.sourceJSON {
+            FileHandle.standardError.write(Data("note: \(recording) was recorded with \(r.sourceFile) (a different config); replaying with --config \(option)\n".utf8))
+        }
+        return cfg
+    }
+    if let recorded { return recorded }
+    FileHandle.standardError.write(Data("note: \(recording) carries no config (recorded before mgptd wrote it): replaying with Configs/robot.json; pass --config FILE for the one the session ran with\n".utf8))
+    do { return try RobotConfig.load(path: "Configs/robot.json") } catch { throw failure("\(error)", code: 78) }
 }

@@ -16,7 +16,10 @@ func fixturePayload(_ i: Int) -> [UInt8] {
     i % 3 == 2 ? Array(#"{"v":1,"intent":"turn_left","i":\#(i)}"#.utf8) : Array(#"{"v":1,"t":\#(Double(i) * 0.25),"i":\#(i)}"#.utf8)
 }
 
-/// Writes the fixture (2 schemas, 3 channels, `count` messages) and returns what was written.
+/// The fixture's one Metadata record (name "session"): a config-like JSON text among its pairs.
+let fixtureMetadata = ["robot.json": #"{"model": {"path": "m"}, "note": "ünïcode ✓"}"#, "file": "/etc/robot.json"]
+
+/// Writes the fixture (2 schemas, 3 channels, 1 metadata record, `count` messages) and returns what was written.
 @discardableResult
 func writeFixture(_ path: String, count: Int, finish: (MCAPWriter) throws -> Void = { try $0.close() }) throws -> [MCAPMessage] {
     let w = try MCAPWriter(path: path, library: "minigpt-test")
@@ -25,6 +28,7 @@ func writeFixture(_ path: String, count: Int, finish: (MCAPWriter) throws -> Voi
     let obs = try w.addChannel(schemaID: s1, topic: "obs", messageEncoding: "json", metadata: ["rate_hz": "50", "unit": "m"])
     let intent = try w.addChannel(schemaID: s2, topic: "intent", messageEncoding: "json")
     _ = try w.addChannel(schemaID: 0, topic: "status", messageEncoding: "json")   // schemaless, unused
+    try w.addMetadata(name: "session", fixtureMetadata)
     var written: [MCAPMessage] = []
     var seq: [UInt16: UInt32] = [:]
     for i in 0..<count {
@@ -53,6 +57,7 @@ func writeFixture(_ path: String, count: Int, finish: (MCAPWriter) throws -> Voi
         #expect(r.channels[1] == MCAPChannel(id: 1, schemaID: 1, topic: "obs", messageEncoding: "json", metadata: ["rate_hz": "50", "unit": "m"]))
         #expect(r.channels[3]?.schemaID == 0)
         #expect(r.messages == written)
+        #expect(r.metadata.count == 1 && r.metadata[0].name == "session" && r.metadata[0].values == fixtureMetadata)
         let stats = try #require(r.statistics)
         #expect(stats.messageCount == 50 && stats.schemaCount == 2 && stats.channelCount == 3)
         #expect(stats.channelMessageCounts == [1: 34, 2: 16, 3: 0])

@@ -49,6 +49,11 @@ func runPython(_ args: [String]) throws -> (status: Int32, out: String, err: Str
         #expect(stats["message_count"] as? Int == 40)
         #expect(stats["channel_message_counts"] as? [String: Int] == ["1": 27, "2": 13, "3": 0])
         #expect(doc["stream_message_count"] as? Int == 40)
+        // The Metadata record, found through the summary's MetadataIndex as indexed readers do.
+        let metadata = try #require(doc["metadata"] as? [[String: Any]])
+        #expect(metadata.count == 1 && metadata.first?["name"] as? String == "session")
+        #expect(metadata.first?["metadata"] as? [String: String] == fixtureMetadata)
+        #expect(stats["metadata_count"] as? Int == 1)
 
         let messages = try #require(doc["messages"] as? [[String: Any]])
         #expect(messages.count == written.count)

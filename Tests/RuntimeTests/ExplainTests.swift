@@ -21,7 +21,7 @@ import Testing
         // gate's reason. Ticks spread over the session (before the first frame, during the feed).
         var reasons: Set<String> = []
         for tick in [5, 60, 120, 180, 240, 300] {
-            let run = try Child(mgpt, ["explain", rec, "--tick", "\(tick)", "--config", s.config])
+            let run = try Child(mgpt, ["explain", rec, "--tick", "\(tick)"])   // the config the recording carries
             #expect(run.wait(seconds: 60) == 0, "tick \(tick): \(run.stderr)")
             let out = run.stdout
             let last = out.split(separator: "\n").last.map(String.init) ?? ""
@@ -41,6 +41,14 @@ import Testing
         }
         #expect(reasons.contains("no_sensor"), "tick 5 precedes the first frame: \(reasons)")
         #expect(reasons.count >= 2, "reasons: \(reasons)")
+        // The recording carries its config (MCAP metadata "mgptd.config"): a replay needs no
+        // --config; one with another config is told so (and diverges: other thresholds, model).
+        let replay = try Child(mgpt, ["replay", rec])
+        #expect(replay.wait(seconds: 60) == 0, "\(replay.stdout)\(replay.stderr)")
+        #expect(replay.stdout.contains("first_diff=none") && !replay.stderr.contains("note:"), "\(replay.stdout)\(replay.stderr)")
+        let other = try Child(mgpt, ["replay", rec, "--config", DaemonFaultTests.script("Configs/robot.json")])
+        _ = other.wait(seconds: 120)
+        #expect(other.stderr.contains("note: \(rec) was recorded with \(URL(fileURLWithPath: s.config).standardizedFileURL.path)"), "\(other.stderr)")
         // A tick past the end is refused with a clear error, not a crash.
         let past = try Child(mgpt, ["explain", rec, "--tick", "99999999", "--config", s.config])
         let code = past.wait(seconds: 60)

@@ -60,6 +60,7 @@ def dump(path, as_json):
         header = reader.get_header()
         summary = reader.get_summary()
         decoded = [(ch.topic, m) for _, ch, m in reader.iter_messages()]
+        metadata = [{"name": m.name, "metadata": dict(m.metadata)} for m in reader.iter_metadata()]
     channels = summary.channels
     if as_json:
         stats = summary.statistics
@@ -71,10 +72,11 @@ def dump(path, as_json):
                           "message_encoding": c.message_encoding, "metadata": c.metadata}
                          for c in channels.values()],
             "statistics": {"message_count": stats.message_count, "schema_count": stats.schema_count,
-                           "channel_count": stats.channel_count,
+                           "channel_count": stats.channel_count, "metadata_count": stats.metadata_count,
                            "message_start_time": stats.message_start_time,
                            "message_end_time": stats.message_end_time,
                            "channel_message_counts": {str(k): v for k, v in stats.channel_message_counts.items()}},
+            "metadata": metadata,
             "stream_message_count": len(messages),
             "messages": [{"topic": t, "channel_id": m.channel_id, "sequence": m.sequence, "log_time": m.log_time,
                           "publish_time": m.publish_time, "payload": payload(m.data)} for t, m in decoded],
