@@ -47,7 +47,8 @@ public final class DecisionLoop: @unchecked Sendable {
     private let recorder: Recorder?
     private let stopFlag = Atomic<Bool>(false)
     /// New controller thresholds from SIGHUP, picked up at the next tick with a non-blocking try-lock.
-    private let mailbox = Mutex<ControllerThresholds?>(nil)
+    /// New thresholds from SIGHUP and the config text they came from (recorded on `/config`).
+    private let mailbox = Mutex<(thresholds: ControllerThresholds, json: String)?>(nil)
     private let period: UInt64
     private let budget: UInt64
     /// `loop.keep_warm_us` in ns (0 = off), the end of the last warm pass or model run, and the
@@ -152,8 +153,10 @@ public final class DecisionLoop: @unchecked Sendable {
     /// Asks the loop to stop after the tick in progress (async-signal-safe: one atomic store).
     public func requestStop() { stopFlag.store(true, ordering: .releasing) }
 
-    /// Hands new thresholds to the loop (called from the signal-handling thread).
-    public func reload(_ t: ControllerThresholds) { mailbox.withLock { $0 = t } }
+    /// Hands new thresholds to the loop (called from the signal-handling thread). The loop applies
+    /// them before its next decision and records `json` (the config text, when given) on `/config`
+    /// with that decision's sequence, so a replay applies them at the same decision.
+    public func reload(_ t: ControllerThresholds, json: String = "") { mailbox.withLock { $0 = (t, json) } }
 
     /// Starts the loop thread and returns at once.
     public func start() {
@@ -290,10 +293,16 @@ public final class DecisionLoop: @unchecked Sendable {
     @discardableResult
     package func tickOnce(deadline: UInt64, woke: UInt64, mode: TickMode = .normal, onArrival: Bool = false) -> TickResult {
         ticks += 1
-        if let t = mailbox.withLockIfAvailable({ (box: inout ControllerThresholds?) -> ControllerThresholds? in
+        if let fresh = mailbox.withLockIfAvailable({ (box: inout (thresholds: ControllerThresholds, json: String)?) -> (thresholds: ControllerThresholds, json: String)? in
             defer { box = nil }
             return box
-        }), let t { core.setThresholds(t) }
+        }), var fresh {
+            core.setThresholds(fresh.thresholds)
+            if let recorder, !fresh.json.isEmpty {
+                let now = monotonicNanos()
+                fresh.json.withUTF8 { _ = recorder.push(.config, sequence: UInt32(truncatingIfNeeded: core.counters.ticks), logTime: now, publishTime: now, bytes: UnsafeRawBufferPointer($0)) }
+            }
+        }
         drainSensor()
         let r = decide(deadline: deadline, woke: woke, mode: mode, onArrival: onArrival)
         publishStatus(now: monotonicNanos(), force: false)

@@ -10,6 +10,9 @@ public enum RecordChannel: UInt8, Sendable, CaseIterable {
     case rejected = 1
     /// Every published decision (`intent` topic payload), `sequence` = the decision (intent `seq`): ticks and decisions on arrival.
     case intent = 2
+    /// A SIGHUP reload: the robot.json text whose controller thresholds apply from the decision
+    /// `sequence` on (schemaless JSON).
+    case config = 3
 
     /// MCAP topic name.
     public var topic: String {
@@ -17,6 +20,7 @@ public enum RecordChannel: UInt8, Sendable, CaseIterable {
         case .obs: return "/obs"
         case .rejected: return "/obs_rejected"
         case .intent: return "/intent"
+        case .config: return "/config"
         }
     }
 }
@@ -54,10 +58,13 @@ public final class Recorder: @unchecked Sendable {
         storage.initializeMemory(as: UInt8.self, repeating: 0, count: slotBytes * slots)
         writer = try MCAPWriter(path: path, profile: "", library: "minigpt mgptd")
         for ch in RecordChannel.allCases {
-            let schemaID = try writer.addSchema(name: "minigpt\(ch.topic.replacingOccurrences(of: "/", with: "."))",
-                                                encoding: ch == .rejected ? "" : "jsonschema",
-                                                data: Array((schemas[ch] ?? "").utf8))
-            channelIDs.append(try writer.addChannel(schemaID: ch == .rejected ? 0 : schemaID, topic: ch.topic,
+            // Channels without a JSON schema (rejected bytes, config text) get none (schema ID 0).
+            var schemaID: UInt16 = 0
+            if let schema = schemas[ch], ch != .rejected {
+                schemaID = try writer.addSchema(name: "minigpt\(ch.topic.replacingOccurrences(of: "/", with: "."))",
+                                                encoding: "jsonschema", data: Array(schema.utf8))
+            }
+            channelIDs.append(try writer.addChannel(schemaID: schemaID, topic: ch.topic,
                                                     messageEncoding: ch == .rejected ? "application/octet-stream" : "json"))
         }
         for m in metadata { try writer.addMetadata(name: m.name, m.values) }

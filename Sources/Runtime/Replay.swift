@@ -129,8 +129,18 @@ public enum Replay {
         for m in reader.messages where topicOf[m.channelID] == RecordChannel.obs.topic {
             framesByTick[m.sequence, default: []].append(m)
         }
+        // SIGHUP reloads: the thresholds of the recorded config text apply from their decision on
+        // (relative paths in it resolve as the recorded config's did).
+        let anchor = reader.metadata.last(where: { $0.name == configMetadataName })?.values["file"].flatMap { $0.isEmpty ? nil : $0 } ?? path
+        var reloads: [UInt32: [MCAPMessage]] = [:]
+        for m in reader.messages where topicOf[m.channelID] == RecordChannel.config.topic { reloads[m.sequence, default: []].append(m) }
         var frames = 0
         for m in intents {
+            for c in reloads[m.sequence] ?? [] {
+                do { core.setThresholds(try RobotConfig.parse(data: Data(c.data), file: anchor).thresholds) } catch {
+                    throw ReplayError("\(path): the config reloaded before tick \(m.sequence) (/config) does not parse: \(error)")
+                }
+            }
             for f in framesByTick[m.sequence] ?? [] {
                 f.data.withUnsafeBytes { _ = core.observe($0, truncated: false, receivedAt: f.logTime) }
                 frames += 1

@@ -71,8 +71,11 @@ struct MGPTD: ParsableCommand {
             case SIGHUP:
                 do {
                     let fresh = try RobotConfig.load(path: config)
-                    daemon.loop.reload(fresh.thresholds)
+                    daemon.loop.reload(fresh.thresholds, json: fresh.sourceJSON)
                     log("SIGHUP: controller thresholds reloaded from \(config)")
+                    if daemon.recorder != nil && fresh.sourceJSON.utf8.count > cfg.maxMessageBytes {
+                        log("SIGHUP: the config (\(fresh.sourceJSON.utf8.count) bytes) exceeds io.max_message_bytes \(cfg.maxMessageBytes): the recording cannot hold it, so a replay of this session will use the old thresholds from here on")
+                    }
                 } catch {
                     log("SIGHUP: kept the old thresholds; \(error)")
                 }
