@@ -9,6 +9,8 @@
 # Last line:
 #   ticks=… on_arrival=… deadline_misses=… overruns=… max_tick_us=… loop_allocs=… e2e_p50_us=… e2e_p99_us=… e2e_max_us=…
 #   … probe_overruns=… probe_deadline_misses=… probe_loop_allocs=… rss_start_kb=… rss_end_kb=… rss_drift_kb=…
+# --probe c measures the end-to-end latency with clients/c/latency_probe.c (plain libzmq, built here
+# with cc) instead of the Python probe: what a C / C++ subscriber sees, without an interpreter.
 # --scratch-path DIR builds into DIR instead of .build (e.g. beside another build in the same tree).
 # --priority N runs mgptd's loop at SCHED_FIFO N (loop.realtime.priority; its publisher and libzmq
 # I/O threads at N-1) and the feeders (mgpt-sim, latency_probe.py) at SCHED_FIFO N-10 with chrt(1),
@@ -16,16 +18,18 @@
 # daemon, not the other tenants (needs root or CAP_SYS_NICE).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SECS=60; CONFIG=Configs/robot.json; SCRATCH=(); PRIO=0
+SECS=60; CONFIG=Configs/robot.json; SCRATCH=(); PRIO=0; PROBE=python
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) SECS=$2; shift 2 ;;
     --config) CONFIG=$2; shift 2 ;;
     --scratch-path) SCRATCH=(--scratch-path "$2"); shift 2 ;;
     --priority) PRIO=$2; shift 2 ;;
-    *) echo "usage: $0 [--seconds N] [--config FILE] [--scratch-path DIR] [--priority N]" >&2; exit 64 ;;
+    --probe) PROBE=$2; shift 2 ;;
+    *) echo "usage: $0 [--seconds N] [--config FILE] [--scratch-path DIR] [--priority N] [--probe python|c]" >&2; exit 64 ;;
   esac
 done
+case "$PROBE" in python|c) ;; *) echo "$0: --probe expects python or c, found '$PROBE'" >&2; exit 64 ;; esac
 swift build -c release "${SCRATCH[@]}" --product mgptd >&2
 swift build -c release "${SCRATCH[@]}" --product mgpt-sim >&2
 BIN=$(swift build -c release "${SCRATCH[@]}" --show-bin-path)
@@ -68,10 +72,15 @@ pick() { grep -o "$1" | tr '\n' ' '; }
 stats=$(tail -1 "$tmp/mgptd.log" | pick '\bticks=[0-9]*\|on_arrival=[0-9]*\|deadline_misses=[0-9]*\|overruns=[0-9]*\|max_tick_us=[0-9]*\|loop_allocs=[0-9a-z/]*')
 # The latency probe runs at most 120 s (enough for a stable p99; an hour soak need not wait another hour).
 PROBE_SECS=$(( SECS < 120 ? SECS : 120 ))
-echo "== end-to-end latency over ipc:// (latency_probe.py as the feeder, ${PROBE_SECS} s at 20 frames/s)" >&2
+case "$PROBE" in
+  python) PROBE_CMD=(python3 clients/python/latency_probe.py) ;;
+  c) cc -O2 -std=c11 -o "$tmp/latency_probe" clients/c/latency_probe.c $(pkg-config --cflags --libs libzmq) -lm
+     PROBE_CMD=("$tmp/latency_probe") ;;
+esac
+echo "== end-to-end latency over ipc:// (${PROBE} latency probe as the feeder, ${PROBE_SECS} s at 20 frames/s)" >&2
 MGPTD_COUNT_ALLOCATIONS=1 "$BIN/mgptd" --config "$tmp/robot.json" 2> "$tmp/probe.log" &
 d=$!
-lat=$("${FEED[@]}" python3 clients/python/latency_probe.py --obs "ipc://$tmp/obs" --out "ipc://$tmp/out" --frames $((PROBE_SECS * 20)) --rate 20 | tail -1)
+lat=$("${FEED[@]}" "${PROBE_CMD[@]}" --obs "ipc://$tmp/obs" --out "ipc://$tmp/out" --frames $((PROBE_SECS * 20)) --rate 20 | tail -1)
 kill -TERM $d; wait $d
 tail -1 "$tmp/probe.log" >&2
 probe=$(tail -1 "$tmp/probe.log" | pick 'deadline_misses=[0-9]*\|overruns=[0-9]*\|loop_allocs=[0-9a-z/]*' | sed 's/\([a-z_]*=\)/probe_\1/g')
