@@ -94,10 +94,19 @@ public enum Replay {
     public static let configMetadataName = "mgptd.config"
 
     /// The Metadata record mgptd writes at the start of a recording: the config file's absolute
-    /// path (`file`, which anchors its relative paths), its text (`robot.json`) and the resolved
-    /// model folder (`model_path`). A SIGHUP reload later in the session is not recorded.
+    /// path (`file`, which anchors its relative paths), its text (`robot.json`), the resolved
+    /// model folder (`model_path`) and the kernel path the daemon ran (`kernels`: the float parts
+    /// of a step — attention, softmax, norms — round differently on other paths, so a bit-identical
+    /// replay runs the same one). SIGHUP reloads go to `/config` instead.
     public static func configMetadata(_ c: RobotConfig) -> (name: String, values: [String: String]) {
-        (configMetadataName, ["file": c.sourceFile, "robot.json": c.sourceJSON, "model_path": c.modelPath])
+        (configMetadataName, ["file": c.sourceFile, "robot.json": c.sourceJSON, "model_path": c.modelPath, "kernels": KernelPath.selected])
+    }
+
+    /// The kernel path a recording was made with (nil: a recording from before mgptd wrote it).
+    public static func recordedKernels(path: String) throws -> String? {
+        let reader: MCAPReader
+        do { reader = try MCAPReader(path: path) } catch { throw ReplayError("\(error)") }
+        return reader.metadata.last(where: { $0.name == configMetadataName })?.values["kernels"]
     }
 
     /// The config a recording carries (nil: a recording from before mgptd wrote it). Its relative

@@ -21,6 +21,7 @@ struct ExplainCommand: ParsableCommand {
 
     func run() throws {
         guard FileManager.default.fileExists(atPath: file) else { throw failure("\(file): no such recording", code: Exit.noInput) }
+        try followRecordedKernels(recording: file)
         let cfg = try replayConfig(recording: file, option: config)
         var found = false
         do {

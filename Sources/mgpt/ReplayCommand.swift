@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import MiniGPT
 import Runtime
 
 /// `mgpt replay`: re-runs a recording offline and checks every decision is bit-identical.
@@ -15,6 +16,7 @@ struct ReplayCommand: ParsableCommand {
 
     func run() throws {
         guard FileManager.default.fileExists(atPath: file) else { throw failure("\(file): no such recording", code: Exit.noInput) }
+        try followRecordedKernels(recording: file)
         let cfg = try replayConfig(recording: file, option: config)
         let report: ReplayReport
         do { report = try Replay.run(path: file, config: cfg) } catch let e as DaemonError {
@@ -47,4 +49,32 @@ func replayConfig(recording: String, option: String?) throws -> RobotConfig {
     if let recorded { return recorded }
     FileHandle.standardError.write(Data("note: \(recording) carries no config (recorded before mgptd wrote it): replaying with Configs/robot.json; pass --config FILE for the one the session ran with\n".utf8))
     do { return try RobotConfig.load(path: "Configs/robot.json") } catch { throw failure("\(error)", code: 78) }
+}
+
+/// A bit-identical replay runs the kernel path the session ran: the INT8 sums agree on every path,
+/// but the float parts of a step (attention, softmax, norms) round differently across vector
+/// widths (measured: `vnni` = `avx512`, `avx2` = `avxvnni`, `portable` apart). When the recording
+/// names a path (mgptd writes `kernels` in its config metadata) that differs from this process's
+/// and MINIGPT_KERNELS is not set, this re-executes the command with MINIGPT_KERNELS set to it if
+/// the CPU has it; otherwise (set by the user, or missing here) it says on stderr why decisions
+/// may differ in their last bits.
+func followRecordedKernels(recording: String) throws {
+    let recorded: String?
+    do { recorded = try Replay.recordedKernels(path: recording) } catch { throw failure("\(error)", code: Exit.dataError) }
+    guard let recorded, recorded != KernelPath.selected else { return }
+    let note = { (s: String) in FileHandle.standardError.write(Data("note: \(s)\n".utf8)) }
+    if let forced = ProcessInfo.processInfo.environment["MINIGPT_KERNELS"], !forced.isEmpty {
+        note("\(recording) was recorded with kernels=\(recorded); replaying with kernels=\(KernelPath.selected) as MINIGPT_KERNELS asks: float results may differ in their last bits")
+        return
+    }
+    guard KernelPath.supported.contains(recorded) else {
+        note("\(recording) was recorded with kernels=\(recorded), which this CPU lacks (it has \(KernelPath.supported.joined(separator: ","))); replaying with kernels=\(KernelPath.selected): float results may differ in their last bits")
+        return
+    }
+    note("\(recording) was recorded with kernels=\(recorded): replaying on it (MINIGPT_KERNELS=\(recorded))")
+    setenv("MINIGPT_KERNELS", recorded, 1)
+    let args = CommandLine.arguments
+    var argv: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
+    execv("/proc/self/exe", &argv)
+    throw failure("cannot re-execute \(args[0]) with MINIGPT_KERNELS=\(recorded): \(String(cString: strerror(errno)))", code: 71)
 }
