@@ -5,17 +5,9 @@ import Testing
 /// `mgpt-sim feed` with a scenario whose odometry drops out, over ipc:// in a temp folder.
 @Suite(.serialized) struct ExplainTests {
     @Test func explainReplaysARecordedTickAndSaysWhyTheGateDecided() throws {
-        let (mgptd, sim, mgpt) = (try DaemonFaultTests.binary("mgptd"), try DaemonFaultTests.binary("mgpt-sim"), try DaemonFaultTests.binary("mgpt"))
+        let mgpt = try DaemonFaultTests.binary("mgpt")
         let s = try DaemonFaultTests.Setup()
-        let daemon = try Child(mgptd, ["--config", s.config])
-        defer { if daemon.process.isRunning { kill(daemon.process.processIdentifier, SIGKILL) } }
-        usleep(300_000)
-        let feed = try Child(sim, ["feed", "--scenario", DaemonFaultTests.script("sim/scenarios/faults_dropout.json"),
-                                   "--rate", "50", "--endpoint", s.obs, "--seconds", "4"])
-        #expect(feed.wait(seconds: 30) == 0, "feed: \(feed.stderr)")
-        kill(daemon.process.processIdentifier, SIGTERM)
-        #expect(daemon.wait(seconds: 15) == 0, "mgptd: \(daemon.stderr)")
-        let rec = try #require(s.recording, "no recording in \(s.dir.path("rec"))")
+        let rec = try s.recordSession(scenario: "sim/scenarios/faults_dropout.json", seconds: 4).recording
 
         // Every recorded tick explained: the same decision as recorded, and the verdict names the
         // gate's reason. Ticks spread over the session (before the first frame, during the feed).

@@ -7,20 +7,12 @@ import Testing
 /// bit for bit on a machine whose fastest path is another, by re-executing with MINIGPT_KERNELS.
 @Suite(.serialized) struct KernelReplayTests {
     @Test func replayFollowsTheRecordedKernelPath() throws {
-        let (mgptd, sim, mgpt) = (try DaemonFaultTests.binary("mgptd"), try DaemonFaultTests.binary("mgpt-sim"), try DaemonFaultTests.binary("mgpt"))
+        let mgpt = try DaemonFaultTests.binary("mgpt")
         try KernelPath.configure()
         let here = KernelPath.selected
         let s = try DaemonFaultTests.Setup()
-        let daemon = try Child("/usr/bin/env", ["MINIGPT_KERNELS=portable", mgptd, "--config", s.config])
-        defer { if daemon.process.isRunning { kill(daemon.process.processIdentifier, SIGKILL) } }
-        usleep(300_000)
-        let feed = try Child(sim, ["feed", "--scenario", DaemonFaultTests.script("sim/scenarios/cluttered.json"),
-                                   "--rate", "50", "--endpoint", s.obs, "--seconds", "3"])
-        #expect(feed.wait(seconds: 30) == 0, "feed: \(feed.stderr)")
-        kill(daemon.process.processIdentifier, SIGTERM)
-        #expect(daemon.wait(seconds: 15) == 0, "mgptd: \(daemon.stderr)")
-        #expect(daemon.stderr.contains("kernels portable"), "\(daemon.stderr)")
-        let rec = try #require(s.recording, "no recording in \(s.dir.path("rec"))")
+        let (rec, log) = try s.recordSession(scenario: "sim/scenarios/cluttered.json", seconds: 3, env: ["MINIGPT_KERNELS=portable"])
+        #expect(log.contains("kernels portable"), "\(log)")
 
         let replay = try Child(mgpt, ["replay", rec])
         #expect(replay.wait(seconds: 120) == 0, "\(replay.stdout)\(replay.stderr)")
