@@ -46,8 +46,8 @@ public final class DecisionLoop: @unchecked Sendable {
     private let subFD: Int32
     private let recorder: Recorder?
     private let stopFlag = Atomic<Bool>(false)
-    /// New controller thresholds from SIGHUP, picked up at the next tick with a non-blocking try-lock.
-    /// New thresholds from SIGHUP and the config text they came from (recorded on `/config`).
+    /// New controller thresholds from SIGHUP and the config text they came from (recorded on
+    /// `/config`), picked up at the next tick with a non-blocking try-lock.
     private let mailbox = Mutex<(thresholds: ControllerThresholds, json: String)?>(nil)
     private let period: UInt64
     private let budget: UInt64

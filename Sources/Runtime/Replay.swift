@@ -102,21 +102,31 @@ public enum Replay {
         (configMetadataName, ["file": c.sourceFile, "robot.json": c.sourceJSON, "model_path": c.modelPath, "kernels": KernelPath.selected])
     }
 
-    /// The kernel path a recording was made with (nil: a recording from before mgptd wrote it).
-    public static func recordedKernels(path: String) throws -> String? {
+    /// The pairs of a recording's `mgptd.config` record (nil: a recording from before mgptd wrote it).
+    public static func recordedMetadata(path: String) throws -> [String: String]? {
         let reader: MCAPReader
         do { reader = try MCAPReader(path: path) } catch { throw ReplayError("\(error)") }
-        return reader.metadata.last(where: { $0.name == configMetadataName })?.values["kernels"]
+        return recordedMetadata(reader)
     }
 
-    /// The config a recording carries (nil: a recording from before mgptd wrote it). Its relative
-    /// paths resolve against the folder of the file it was read from when recorded.
+    static func recordedMetadata(_ reader: MCAPReader) -> [String: String]? {
+        reader.metadata.last(where: { $0.name == configMetadataName })?.values
+    }
+
+    /// The file a recorded config was read from (its relative paths resolve against its folder),
+    /// else the recording itself.
+    static func anchor(_ values: [String: String]?, recording path: String) -> String {
+        values?["file"].flatMap { $0.isEmpty ? nil : $0 } ?? path
+    }
+
+    /// The kernel path a recording was made with (nil: a recording from before mgptd wrote it).
+    public static func recordedKernels(path: String) throws -> String? { try recordedMetadata(path: path)?["kernels"] }
+
+    /// The config a recording carries (nil: a recording from before mgptd wrote it).
     public static func recordedConfig(path: String) throws -> RobotConfig? {
-        let reader: MCAPReader
-        do { reader = try MCAPReader(path: path) } catch { throw ReplayError("\(error)") }
-        guard let m = reader.metadata.last(where: { $0.name == configMetadataName }), let json = m.values["robot.json"] else { return nil }
-        let file = m.values["file"].flatMap { $0.isEmpty ? nil : $0 } ?? path
-        do { return try RobotConfig.parse(data: Data(json.utf8), file: file) } catch {
+        let values = try recordedMetadata(path: path)
+        guard let json = values?["robot.json"] else { return nil }
+        do { return try RobotConfig.parse(data: Data(json.utf8), file: anchor(values, recording: path)) } catch {
             throw ReplayError("\(path): the config recorded in its \"\(configMetadataName)\" metadata does not parse: \(error)")
         }
     }
@@ -140,13 +150,13 @@ public enum Replay {
         }
         // SIGHUP reloads: the thresholds of the recorded config text apply from their decision on
         // (relative paths in it resolve as the recorded config's did).
-        let anchor = reader.metadata.last(where: { $0.name == configMetadataName })?.values["file"].flatMap { $0.isEmpty ? nil : $0 } ?? path
+        let configFile = anchor(recordedMetadata(reader), recording: path)
         var reloads: [UInt32: [MCAPMessage]] = [:]
         for m in reader.messages where topicOf[m.channelID] == RecordChannel.config.topic { reloads[m.sequence, default: []].append(m) }
         var frames = 0
         for m in intents {
             for c in reloads[m.sequence] ?? [] {
-                do { core.setThresholds(try RobotConfig.parse(data: Data(c.data), file: anchor).thresholds) } catch {
+                do { core.setThresholds(try RobotConfig.parse(data: Data(c.data), file: configFile).thresholds) } catch {
                     throw ReplayError("\(path): the config reloaded before tick \(m.sequence) (/config) does not parse: \(error)")
                 }
             }
