@@ -259,7 +259,8 @@ struct EvalControllerCommand: ParsableCommand {
         also per fault kind). Prints per-signal and per-fault lines, \
         then the last line: auroc_probability=… auroc_entropy=… auroc_head_disagreement=… \
         auroc_exit_disagreement=… auroc_confidence=… aurc=… ece=… coverage=… selective_error=… \
-        nominal_gated_rate=… fault_gated_rate=… sensor_false_alarm_rate=… goal_rate_on=… goal_rate_off=… \
+        nominal_gated_rate=… nominal_held_rate=… fault_gated_rate=… fault_visible_gated_rate=… \
+        fault_changed_gated_rate=… sensor_false_alarm_rate=… goal_rate_on=… goal_rate_off=… \
         expert_goal_rate=… collisions_on=… collisions_off=… unsafe_on=… unsafe_off=… (each closed-loop \
         figure also as fault_* and hazard_*; hazard_fault_gated_rate=… offline).
         """)
