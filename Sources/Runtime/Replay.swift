@@ -119,12 +119,9 @@ public enum Replay {
         values?["file"].flatMap { $0.isEmpty ? nil : $0 } ?? path
     }
 
-    /// The kernel path a recording was made with (nil: a recording from before mgptd wrote it).
-    public static func recordedKernels(path: String) throws -> String? { try recordedMetadata(path: path)?["kernels"] }
-
-    /// The config a recording carries (nil: a recording from before mgptd wrote it).
-    public static func recordedConfig(path: String) throws -> RobotConfig? {
-        let values = try recordedMetadata(path: path)
+    /// The config a recording of `path` carries in its `mgptd.config` pairs `values` (nil: a
+    /// recording from before mgptd wrote it).
+    public static func recordedConfig(_ values: [String: String]?, recording path: String) throws -> RobotConfig? {
         guard let json = values?["robot.json"] else { return nil }
         do { return try RobotConfig.parse(data: Data(json.utf8), file: anchor(values, recording: path)) } catch {
             throw ReplayError("\(path): the config recorded in its \"\(configMetadataName)\" metadata does not parse: \(error)")

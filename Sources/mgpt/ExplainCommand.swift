@@ -21,8 +21,9 @@ struct ExplainCommand: ParsableCommand {
 
     func run() throws {
         guard FileManager.default.fileExists(atPath: file) else { throw failure("\(file): no such recording", code: Exit.noInput) }
-        try followRecordedKernels(recording: file)
-        let cfg = try replayConfig(recording: file, option: config)
+        let recorded = try recordedMetadata(file)
+        try followRecordedKernels(recorded, recording: file)
+        let cfg = try replayConfig(recorded, recording: file, option: config)
         var found = false
         do {
             _ = try Replay.walk(path: file, config: cfg) { seq, json, r, core in
@@ -97,7 +98,7 @@ struct ExplainCommand: ParsableCommand {
         case .lowConfidence: why = "calibrated confidence \(fmt(Double(s.confidence), 4)) < \(fmt(Double(t.minConfidence), 4)), fallback \(d.intent)"
         case .holding:
             let c = core.controller
-            why = "gates pass again, but hysteresis holds the fallback: clean decision \(c.cleanStreak) of the \(c.requiredCleanTicks + 1) needed before publishing (\(c.holdingForSensor ? "a frame check tripped during this hold: controller.sensor_checks.hysteresis_ticks" : "controller.hysteresis_ticks") = \(c.requiredCleanTicks))"
+            why = "gates pass again, but hysteresis holds the fallback: clean decision \(c.cleanStreak) of the \(c.requiredCleanTicks + 1) needed before publishing (\(c.holdingForSensor ? "a frame check tripped during this hold: the larger of controller.hysteresis_ticks and controller.sensor_checks.hysteresis_ticks" : "controller.hysteresis_ticks") = \(c.requiredCleanTicks))"
         case .staleSensor: why = "no fresh frame for longer than \(fmt(core.config.staleAfterMillis, 0)) ms: watchdog fallback"
         case .noSensor: why = "no frame received yet: watchdog fallback"
         case .overrun: why = "the previous tick overran its budget and loop.overrun_policy holds the fallback"

@@ -16,8 +16,9 @@ struct ReplayCommand: ParsableCommand {
 
     func run() throws {
         guard FileManager.default.fileExists(atPath: file) else { throw failure("\(file): no such recording", code: Exit.noInput) }
-        try followRecordedKernels(recording: file)
-        let cfg = try replayConfig(recording: file, option: config)
+        let recorded = try recordedMetadata(file)
+        try followRecordedKernels(recorded, recording: file)
+        let cfg = try replayConfig(recorded, recording: file, option: config)
         let report: ReplayReport
         do { report = try Replay.run(path: file, config: cfg) } catch let e as DaemonError {
             throw failure(e.message, code: e.code)
@@ -31,13 +32,19 @@ struct ReplayCommand: ParsableCommand {
     }
 }
 
+/// The `mgptd.config` pairs of `recording` (read once for the two functions below); exit 65 for
+/// a recording that does not read.
+func recordedMetadata(_ recording: String) throws -> [String: String]? {
+    do { return try Replay.recordedMetadata(path: recording) } catch { throw failure("\(error)", code: Exit.dataError) }
+}
+
 /// The config a replay of `recording` runs with: `--config` when given (with a note on stderr when
-/// the recording carries a different one), else the one the recording carries, else
+/// the recording carries a different one), else the one the recording carries (`metadata`), else
 /// Configs/robot.json (recordings from before mgptd wrote its config). Exit 78 for a config that
-/// does not load, 65 for a recording that does not read.
-func replayConfig(recording: String, option: String?) throws -> RobotConfig {
+/// does not load, 65 for a recorded one that does not parse.
+func replayConfig(_ metadata: [String: String]?, recording: String, option: String?) throws -> RobotConfig {
     let recorded: RobotConfig?
-    do { recorded = try Replay.recordedConfig(path: recording) } catch { throw failure("\(error)", code: Exit.dataError) }
+    do { recorded = try Replay.recordedConfig(metadata, recording: recording) } catch { throw failure("\(error)", code: Exit.dataError) }
     if let option {
         let cfg: RobotConfig
         do { cfg = try RobotConfig.load(path: option) } catch { throw failure("\(error)", code: 78) }
@@ -54,14 +61,12 @@ func replayConfig(recording: String, option: String?) throws -> RobotConfig {
 /// A bit-identical replay runs the kernel path the session ran: the INT8 sums agree on every path,
 /// but the float parts of a step (attention, softmax, norms) round differently across vector
 /// widths (measured: `vnni` = `avx512`, `avx2` = `avxvnni`, `portable` apart). When the recording
-/// names a path (mgptd writes `kernels` in its config metadata) that differs from this process's
+/// names a path (`kernels` in its config `metadata`) that differs from this process's
 /// and MINIGPT_KERNELS is not set, this re-executes the command with MINIGPT_KERNELS set to it if
 /// the CPU has it; otherwise (set by the user, or missing here) it says on stderr why decisions
 /// may differ in their last bits.
-func followRecordedKernels(recording: String) throws {
-    let recorded: String?
-    do { recorded = try Replay.recordedKernels(path: recording) } catch { throw failure("\(error)", code: Exit.dataError) }
-    guard let recorded, recorded != KernelPath.selected else { return }
+func followRecordedKernels(_ metadata: [String: String]?, recording: String) throws {
+    guard let recorded = metadata?["kernels"], recorded != KernelPath.selected else { return }
     let note = { (s: String) in FileHandle.standardError.write(Data("note: \(s)\n".utf8)) }
     if let forced = ProcessInfo.processInfo.environment["MINIGPT_KERNELS"], !forced.isEmpty {
         note("\(recording) was recorded with kernels=\(recorded); replaying with kernels=\(KernelPath.selected) as MINIGPT_KERNELS asks: float results may differ in their last bits")
