@@ -200,13 +200,17 @@ import Testing
 extension DaemonFaultTests.Setup {
     /// Runs a real `mgptd` on this setup's config (`env` entries such as `MINIGPT_KERNELS=portable`
     /// first), feeds it `scenario` with `mgpt-sim feed` at 50 Hz for `seconds`, stops it with
-    /// SIGTERM and returns the recording's path and the daemon's log.
-    func recordSession(scenario: String, seconds: Int, env: [String] = []) throws -> (recording: String, log: String) {
+    /// SIGTERM and returns the recording's path and the daemon's log. `during` runs once the feed
+    /// has started, with the daemon's process ID (e.g. to send it SIGHUP mid-session).
+    func recordSession(scenario: String, seconds: Int, env: [String] = [],
+                       during: (pid_t) throws -> Void = { _ in }) throws -> (recording: String, log: String) {
         let (mgptd, sim) = (try DaemonFaultTests.binary("mgptd"), try DaemonFaultTests.binary("mgpt-sim"))
         let daemon = try Child("/usr/bin/env", env + [mgptd, "--config", config])
         defer { if daemon.process.isRunning { kill(daemon.process.processIdentifier, SIGKILL) } }
         usleep(300_000)
         let feed = try Child(sim, ["feed", "--scenario", DaemonFaultTests.script(scenario), "--rate", "50", "--endpoint", obs, "--seconds", "\(seconds)"])
+        defer { if feed.process.isRunning { kill(feed.process.processIdentifier, SIGKILL) } }
+        try during(daemon.process.processIdentifier)
         #expect(feed.wait(seconds: Double(seconds) + 30) == 0, "feed: \(feed.stderr)")
         kill(daemon.process.processIdentifier, SIGTERM)
         #expect(daemon.wait(seconds: 15) == 0, "mgptd: \(daemon.stderr)")

@@ -8,28 +8,20 @@ import Testing
 /// bit-identical across it. Real processes over ipc:// in a temp folder.
 @Suite(.serialized) struct ReloadTests {
     @Test func sighupReloadsTheThresholdsAndTheReplayFollowsIt() throws {
-        let (mgptd, sim, mgpt) = (try DaemonFaultTests.binary("mgptd"), try DaemonFaultTests.binary("mgpt-sim"), try DaemonFaultTests.binary("mgpt"))
+        let mgpt = try DaemonFaultTests.binary("mgpt")
         let s = try DaemonFaultTests.Setup()
-        let daemon = try Child(mgptd, ["--config", s.config])
-        defer { if daemon.process.isRunning { kill(daemon.process.processIdentifier, SIGKILL) } }
-        usleep(300_000)
-        let feed = try Child(sim, ["feed", "--scenario", DaemonFaultTests.script("sim/scenarios/simple_room.json"),
-                                   "--rate", "50", "--endpoint", s.obs, "--seconds", "5"])
-        defer { if feed.process.isRunning { kill(feed.process.processIdentifier, SIGKILL) } }
-        usleep(2_000_000)
-        // The fallback intent changes from STOP (default) to BACKUP: every gated decision shows it.
-        var root = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.config))) as? [String: Any])
-        var controller = root["controller"] as? [String: Any] ?? [:]
-        controller["fallback_intent"] = "BACKUP"
-        root["controller"] = controller
-        try JSONSerialization.data(withJSONObject: root).write(to: URL(fileURLWithPath: s.config))
-        kill(daemon.process.processIdentifier, SIGHUP)
-        #expect(feed.wait(seconds: 30) == 0, "feed: \(feed.stderr)")
-        kill(daemon.process.processIdentifier, SIGTERM)
-        #expect(daemon.wait(seconds: 15) == 0, "mgptd: \(daemon.stderr)")
-        #expect(daemon.stderr.contains("SIGHUP: controller thresholds reloaded"), "\(daemon.stderr)")
+        let (rec, log) = try s.recordSession(scenario: "sim/scenarios/simple_room.json", seconds: 5) { daemon in
+            usleep(2_000_000)
+            // The fallback intent changes from STOP (default) to BACKUP: every gated decision shows it.
+            var root = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.config))) as? [String: Any])
+            var controller = root["controller"] as? [String: Any] ?? [:]
+            controller["fallback_intent"] = "BACKUP"
+            root["controller"] = controller
+            try JSONSerialization.data(withJSONObject: root).write(to: URL(fileURLWithPath: s.config))
+            kill(daemon, SIGHUP)
+        }
+        #expect(log.contains("SIGHUP: controller thresholds reloaded"), "\(log)")
 
-        let rec = try #require(s.recording, "no recording in \(s.dir.path("rec"))")
         let reader = try MCAPReader(path: rec)
         let topic = Dictionary(uniqueKeysWithValues: reader.channels.map { ($0.key, $0.value.topic) })
         let reloads = reader.messages.filter { topic[$0.channelID] == RecordChannel.config.topic }
